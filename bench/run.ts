@@ -1,0 +1,216 @@
+// `npm run bench` (issue 7): jobrunner beside the raw clients on the local RabbitMQ 3.10 and 4.0.
+// For each target (amqp091 on 3.10, amqp091 on 4.0, amqp1 on 4.0) and each consumer (the raw client,
+// jobrunner with the no-op Node.js worker, with the no-op Python worker, and with every default), a
+// fresh queue of N persistent 100-byte JSON messages is drained and timed; then the same consumer
+// takes messages published at a fixed 1,000/s, each stamped with its publish time, for p50/p99.
+// jobrunner runs as the built CLI in a child process: RSS and CPU are read from /proc for it alone.
+// Env: BENCH_N (100000), BENCH_QUICK=1 (20000, one run), BENCH_RUNS (3), BENCH_TARGETS and
+// BENCH_CONSUMERS (comma-separated substrings), BENCH_PREFETCH / BENCH_WORKERS / BENCH_CONCURRENCY /
+// BENCH_MULTIPLE_ACK (the tuned rows), BENCH_RSS=1 (the RSS-growth mode instead, bench/rss.ts).
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Broker } from './lib/broker.js';
+import { daemonConfig, freePort, killChildren, ROOT, sleep, startDaemon, startRaw, type Driver, type Tuning, type WorkerKind } from './lib/consumers.js';
+import { collectLatency, drain, median, percentile, waitEmpty } from './lib/measure.js';
+import { rssMb } from './lib/proc.js';
+import { environment, formatTable, writeDocs, type Results, type Row } from './lib/report.js';
+
+const env = process.env;
+const QUICK = env.BENCH_QUICK === '1';
+const N = Number(env.BENCH_N ?? (QUICK ? 20_000 : 100_000));
+const RUNS = Number(env.BENCH_RUNS ?? (QUICK ? 1 : 3));
+const LATENCY_N = Number(env.BENCH_LATENCY_N ?? (QUICK ? 1000 : 3000));
+const LATENCY_RATE = 1000;
+const URL_310 = env.BENCH_URL_310 ?? 'amqp://guest:guest@127.0.0.1:5672';
+const URL_40 = env.BENCH_URL_40 ?? 'amqp://guest:guest@127.0.0.1:5673';
+
+export const TUNED: Tuning = {
+  prefetch: Number(env.BENCH_PREFETCH ?? 256),
+  numWorkers: Number(env.BENCH_WORKERS ?? 1),
+  maxConcurrency: Number(env.BENCH_CONCURRENCY ?? 256),
+  multipleAck: (env.BENCH_MULTIPLE_ACK ?? 'true') === 'true',
+};
+
+interface Target {
+  name: string;
+  driver: Driver;
+  url: string;
+}
+const TARGETS: Target[] = [
+  { name: 'amqp091 / RabbitMQ 3.10', driver: 'amqp091', url: URL_310 },
+  { name: 'amqp091 / RabbitMQ 4.0', driver: 'amqp091', url: URL_40 },
+  { name: 'amqp1 / RabbitMQ 4.0', driver: 'amqp1', url: URL_40 },
+];
+
+type ConsumerKind = 'raw' | 'node' | 'python' | 'defaults';
+const CONSUMERS: ConsumerKind[] = ['raw', 'node', 'python', 'defaults'];
+
+function pick<T extends string | { name: string }>(all: T[], filter: string | undefined): T[] {
+  if (!filter) return all;
+  const parts = filter.split(',').map((s) => s.trim().toLowerCase());
+  return all.filter((t) => parts.some((p) => (typeof t === 'string' ? t : t.name).toLowerCase().includes(p)));
+}
+
+let seq = 0;
+function queueName(t: Target, c: ConsumerKind): string {
+  return `bench.${t.driver}.${t.url.endsWith('5672') ? '310' : '40'}.${c}.${process.pid}.${++seq}`;
+}
+
+/** One consumer on one target: throughput on a full queue, then (withLatency) latency at 1,000/s. */
+async function measureOne(t: Target, c: ConsumerKind, work: string, withLatency: boolean): Promise<Row> {
+  const broker = await Broker.open(t.url);
+  const queue = queueName(t, c);
+  const latencyDir = mkdtempSync(join(work, 'lat-'));
+  const log = join(work, `${queue}.log`);
+  const row: Row = { target: t.name, consumer: c, rate: NaN, ratio: NaN, p50: NaN, p99: NaN, peakRssMb: NaN, idleRssMb: NaN, cpuPer10k: NaN, leftover: 0 };
+  try {
+    await broker.declare(queue);
+    let proc: { pid: number; stop(): Promise<void> };
+    if (c === 'raw') {
+      await broker.fill(queue, N);
+      proc = await startRaw(t.driver, t.url, queue, TUNED.prefetch, latencyDir, log);
+    } else {
+      const worker: WorkerKind = c === 'python' ? 'python' : 'node';
+      const yaml = daemonConfig(t.driver, t.url, queue, worker, await freePort(), c === 'defaults' ? undefined : TUNED);
+      const daemon = await startDaemon(mkdtempSync(join(work, 'cfg-')), yaml, latencyDir, log);
+      proc = daemon;
+      // idle RSS: V8's memory reducer gives back start-up garbage ~8-10 s after start, so the defaults
+      // row of the first run waits that long (the figure the target is about); other rows wait less
+      await sleep(c === 'defaults' && withLatency ? 12_000 : 1500);
+      row.idleRssMb = rssMb(daemon.pid).rss;
+      await daemon.pause();
+      await broker.fill(queue, N);
+      await daemon.resume();
+    }
+    try {
+      const tp = await drain(broker, queue, N, proc.pid, 300_000);
+      row.rate = tp.rate;
+      row.cpuPer10k = tp.cpuPer10k ?? NaN;
+      if (withLatency) {
+        await sleep(500);
+        await broker.paced(queue, LATENCY_N, LATENCY_RATE, true);
+        await waitEmpty(broker, queue, 30_000);
+        await sleep(500);
+      }
+      if (c !== 'raw') row.peakRssMb = rssMb(proc.pid).peak;
+    } finally {
+      await proc.stop();
+    }
+    if (withLatency) {
+      const samples = collectLatency(latencyDir).sort((a, b) => a - b);
+      row.p50 = percentile(samples, 50);
+      row.p99 = percentile(samples, 99);
+      if (samples.length < LATENCY_N) console.warn(`  ${t.name} ${c}: ${samples.length} latency samples of ${LATENCY_N}`);
+    }
+    // jobrunner stopped gracefully: every message must have been acked
+    if (c !== 'raw') row.leftover = (await broker.count(queue)).ready;
+  } finally {
+    await broker.delete(queue);
+    await broker.close();
+    rmSync(latencyDir, { recursive: true, force: true });
+  }
+  return row;
+}
+
+/**
+ * Runs one row again (up to 3 times) when it fails, after the broker answers again: other people's test
+ * suites restart the shared brokers, and one lost row should not lose the whole run.
+ */
+async function withRetry(what: string, url: string, fn: () => Promise<Row>): Promise<Row> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.warn(`  ${what}: ${err instanceof Error ? err.message : String(err)}; again once the broker answers`);
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        try {
+          await (await Broker.open(url)).close();
+          break;
+        } catch {
+          if (Date.now() > deadline) throw err;
+          await sleep(1000);
+        }
+      }
+      await sleep(2000);
+    }
+  }
+}
+
+function maxOf(xs: number[]): number {
+  const v = xs.filter(Number.isFinite);
+  return v.length === 0 ? NaN : Math.max(...v);
+}
+
+async function main(): Promise<void> {
+  if (env.BENCH_RSS === '1') {
+    const { runRss } = await import('./rss.js');
+    await runRss(URL_310, TUNED);
+    return;
+  }
+  const started = Date.now();
+  const targets = pick(TARGETS, env.BENCH_TARGETS);
+  const consumers = pick(CONSUMERS, env.BENCH_CONSUMERS);
+  const work = mkdtempSync(join(tmpdir(), 'jobrunner-bench-'));
+  console.log(`jobrunner bench: N=${N}, ${RUNS} run(s), tuned rows: prefetch ${TUNED.prefetch}, num_workers ${TUNED.numWorkers}, max_concurrency ${TUNED.maxConcurrency}, multiple_ack ${TUNED.multipleAck}; logs in ${work}`);
+  const all: Row[][] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const rows: Row[] = [];
+    for (const t of targets) {
+      let raw = NaN;
+      for (const c of consumers) {
+        const row = await withRetry(`${t.name} ${c}`, t.url, () => measureOne(t, c, work, run === 0));
+        if (c === 'raw') raw = row.rate;
+        row.ratio = row.rate / raw;
+        rows.push(row);
+        console.log(`  run ${run + 1}: ${t.name.padEnd(24)} ${c.padEnd(8)} ${Math.round(row.rate).toString().padStart(7)} msg/s` + (Number.isFinite(row.ratio) && c !== 'raw' ? `  ${(row.ratio * 100).toFixed(0)}% of raw` : '') + (Number.isFinite(row.p99) ? `  p50 ${row.p50.toFixed(2)} ms p99 ${row.p99.toFixed(2)} ms` : '') + (row.leftover > 0 ? `  LEFT ${row.leftover} IN THE QUEUE` : ''));
+      }
+    }
+    all.push(rows);
+  }
+  // medians over runs; latency, idle RSS come from the first run
+  const final: Row[] = (all[0] ?? []).map((first, i) => ({
+    ...first,
+    rate: median(all.map((r) => r[i]?.rate ?? NaN)),
+    ratio: median(all.map((r) => r[i]?.ratio ?? NaN)),
+    cpuPer10k: median(all.map((r) => r[i]?.cpuPer10k ?? NaN)),
+    peakRssMb: maxOf(all.map((r) => r[i]?.peakRssMb ?? NaN)),
+    leftover: Math.max(...all.map((r) => r[i]?.leftover ?? 0)),
+  }));
+  const results: Results = {
+    when: new Date().toISOString(),
+    n: N,
+    runs: RUNS,
+    latencyN: LATENCY_N,
+    tuned: TUNED,
+    seconds: Math.round((Date.now() - started) / 1000),
+    env: await environment([URL_310, URL_40]),
+    rows: final,
+  };
+  console.log('\n' + formatTable(results));
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const name = QUICK || env.BENCH_TARGETS || env.BENCH_CONSUMERS || env.BENCH_N ? 'partial.json' : 'latest.json';
+  writeFileSync(join(ROOT, 'bench/results', name), JSON.stringify(results, null, 2) + '\n');
+  if (name === 'latest.json') {
+    writeDocs();
+    console.log('docs/benchmarks.md updated');
+  }
+  console.log(`done in ${results.seconds} s`);
+  rmSync(work, { recursive: true, force: true });
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killChildren();
+    process.exit(130);
+  });
+}
+
+main().catch((err: unknown) => {
+  killChildren();
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+module example.com/jobrunner-worker
+
+go 1.19

@@ -1,0 +1,149 @@
+// `jobrunner push`, `status`, `pause`, `resume`: talk to a running daemon's HTTP API, or (push on a
+// broker pipeline without --address) publish straight through the pipeline's driver.
+
+import type { Config } from '../config/types.js';
+import type { PushCliOptions } from './main.js';
+import { JobrunnerError, errorMessage } from '../shared/errors.js';
+import { silentLogger } from '../observability/logger.js';
+import type { PushRequest } from '../http/server.js';
+
+async function api(address: string, method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<unknown> {
+  const url = `http://${address}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
+    throw new JobrunnerError('E_HTTP', `no jobrunner daemon answers at http://${address} (${cause}); is it running? (--address, or http.address in the config)`);
+  }
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  if (!res.ok) {
+    const msg = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String((parsed as { error: unknown }).error) : text;
+    throw new JobrunnerError('E_HTTP', `${method} ${path}: ${res.status} ${msg}`);
+  }
+  return parsed;
+}
+
+function parsePayload(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseHeaders(list: string[]): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (const h of list) {
+    const i = h.indexOf('=');
+    if (i <= 0) throw new JobrunnerError('E_USAGE', `--header ${JSON.stringify(h)}: expected k=v`);
+    const k = h.slice(0, i);
+    (headers[k] ??= []).push(h.slice(i + 1));
+  }
+  return headers;
+}
+
+export async function runPush(opts: PushCliOptions & { pipeline: string; job: string; payload: string }, config: Config | undefined): Promise<void> {
+  const payload = parsePayload(opts.payload === '-' ? await readStdin() : opts.payload);
+  const req: PushRequest = {
+    job: opts.job,
+    payload,
+    headers: parseHeaders(opts.header),
+    ...(opts.delay === undefined ? {} : { delay: opts.delay }),
+    ...(opts.priority === undefined ? {} : { priority: opts.priority }),
+    ...(opts.id === undefined ? {} : { id: opts.id }),
+  };
+  let id: string;
+  if (opts.address || !config) {
+    id = await pushHttp(opts.address ?? '127.0.0.1:2114', opts.pipeline, req, opts.token ?? process.env['JOBRUNNER_TOKEN']);
+  } else {
+    const p = config.pipelines.find((x) => x.name === opts.pipeline);
+    if (!p) throw new JobrunnerError('E_PIPELINE_UNKNOWN', `${config.file}: no pipeline named ${JSON.stringify(opts.pipeline)} (known: ${config.pipelines.map((x) => x.name).join(', ')})`);
+    if (p.driver === 'memory') {
+      // a memory pipeline lives inside the daemon: push through its HTTP API
+      id = await pushHttp(config.http.address, opts.pipeline, req, opts.token ?? config.http.token ?? process.env['JOBRUNNER_TOKEN']);
+    } else {
+      id = await pushDirect(config, p.name, req, opts.timeout);
+    }
+  }
+  process.stdout.write(opts.json ? `${JSON.stringify({ id, pipeline: opts.pipeline })}\n` : `${id}\n`);
+}
+
+async function pushHttp(address: string, pipeline: string, req: PushRequest, token: string | undefined): Promise<string> {
+  const res = (await api(address, 'POST', `/pipelines/${encodeURIComponent(pipeline)}/jobs`, req, token)) as { id: string };
+  return res.id;
+}
+
+/** connects with the pipeline's driver, declares, publishes, waits for the confirm, disconnects */
+async function pushDirect(config: Config, name: string, req: PushRequest, timeoutSeconds: number): Promise<string> {
+  const { createConnection } = await import('../daemon/connections.js');
+  const { pushedJob } = await import('../daemon/push.js');
+  const p = config.pipelines.find((x) => x.name === name);
+  if (!p) throw new JobrunnerError('E_PIPELINE_UNKNOWN', `no pipeline named ${name}`);
+  const conn = await createConnection(p.driver, config, silentLogger());
+  const signal = AbortSignal.timeout(timeoutSeconds * 1000);
+  try {
+    await conn.start(signal);
+    if (!conn.status().connected) {
+      throw new JobrunnerError('E_BROKER_CONNECT', `cannot reach the broker of pipeline ${name} within ${timeoutSeconds}s: ${conn.status().error ?? 'no answer'}`);
+    }
+    const broker = conn.pipeline(p);
+    await broker.declare();
+    const job = pushedJob(p, req);
+    await broker.publish(job);
+    return job.id;
+  } finally {
+    await conn.stop();
+  }
+}
+
+interface PipelineRow {
+  pipeline: string;
+  driver: string;
+  queue: string;
+  consuming: boolean;
+  ready: number | null;
+  active: number;
+  delayed: number | null;
+  workers: number;
+  error: string | null;
+}
+
+export async function runStatus(opts: { address: string; json: boolean }): Promise<void> {
+  const rows = (await api(opts.address, 'GET', '/pipelines')) as PipelineRow[];
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(formatTable(rows));
+}
+
+export function formatTable(rows: PipelineRow[]): string {
+  const head = ['PIPELINE', 'DRIVER', 'QUEUE', 'CONSUMING', 'READY', 'ACTIVE', 'DELAYED', 'WORKERS', 'ERROR'];
+  const cells = rows.map((r) => [r.pipeline, r.driver, r.queue, r.consuming ? 'yes' : 'no', r.ready ?? '-', r.active, r.delayed ?? '-', r.workers, r.error ?? ''].map(String));
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
+  const line = (c: string[]): string => c.map((x, i) => x.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return [line(head), ...cells.map(line)].join('\n') + '\n';
+}
+
+export async function runControl(verb: 'pause' | 'resume', opts: { pipeline: string; address: string; token?: string; json: boolean }): Promise<void> {
+  const res = await api(opts.address, 'POST', `/pipelines/${encodeURIComponent(opts.pipeline)}/${verb}`, {}, opts.token);
+  process.stdout.write(opts.json ? `${JSON.stringify(res)}\n` : `${opts.pipeline}: ${verb === 'pause' ? 'paused' : 'consuming'}\n`);
+}

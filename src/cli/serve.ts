@@ -1,0 +1,55 @@
+// `jobrunner serve`: runs the daemon until SIGTERM/SIGINT. The first signal drains (SPEC §8), a second
+// skips the wait for jobs in flight (they still go back to the broker).
+
+import type { Config } from '../config/types.js';
+import { Daemon } from '../daemon/daemon.js';
+import { createLogger } from '../observability/logger.js';
+import type { Tracing } from '../observability/tracing.js';
+import { deferred } from '../shared/deferred.js';
+import { errorMessage } from '../shared/errors.js';
+
+export async function runServe(config: Config): Promise<number> {
+  const logger = createLogger({ level: config.logs.level });
+  let tracing: Tracing | undefined;
+  if (config.otel.enabled) {
+    const { startTracing } = await import('../observability/otel.js');
+    tracing = await startTracing({ logger });
+  }
+  const daemon = new Daemon({ config, logger, ...(tracing ? { tracing } : {}) });
+  const done = deferred<number>();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal }, 'signal received: shutting down (a second signal skips the wait for jobs in flight)');
+      daemon.stop().then(() => done.resolve(0), (err: unknown) => {
+        logger.error({ err: errorMessage(err) }, 'shutdown failed');
+        done.resolve(1);
+      });
+    } else {
+      logger.warn({ signal }, 'second signal: not waiting for jobs in flight; returning them to the broker');
+      daemon.hurry();
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception: shutting down');
+    daemon.stop().finally(() => done.resolve(1));
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: errorMessage(reason) }, 'unhandled promise rejection');
+  });
+  if (config.file === '<embedded>') logger.info('no configuration file given or found: running the embedded default (memory pipeline "default", Node.js example worker)');
+  try {
+    await daemon.start();
+  } catch (err) {
+    await daemon.stop();
+    throw err;
+  }
+  const code = await done.promise;
+  logger.flush();
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  return code;
+}

@@ -1,0 +1,110 @@
+// Loading a configuration file: read -> parse YAML (positions kept) -> interpolate ${VAR} -> validate
+// with the JSON Schema (defaults filled in on a clone) -> cross-reference checks -> normalize -> freeze.
+// checkConfig() reports every problem; loadConfig() throws one JobrunnerError listing them.
+
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { isMap, isScalar } from 'yaml';
+import { errorMessage } from '../shared/errors.js';
+import { crossCheck } from './crossref.js';
+import { deepFreeze, normalize } from './normalize.js';
+import { problemsError, sortProblems, type Problem } from './problems.js';
+import { packageRoot, validateSchema } from './schema.js';
+import type { Config } from './types.js';
+import { parseYaml, type ParsedYaml } from './yaml.js';
+
+export interface CheckResult {
+  /** present when there is no problem */
+  config?: Config;
+  problems: Problem[];
+}
+
+/** Every problem of the file (empty and a Config when it is good). Never throws for a bad file. */
+export function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env): CheckResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err);
+    return { problems: [{ file: path, line: 0, col: 0, path: '', message: `cannot read the configuration: ${reason}`, code: 'E_CONFIG_READ' }] };
+  }
+  return checkConfigText(path, text, env);
+}
+
+/** As checkConfig, for text already in hand (`path` names it in problems and becomes Config.file). */
+export function checkConfigText(path: string, text: string, env: NodeJS.ProcessEnv = process.env): CheckResult {
+  const { parsed, problems: yamlProblems } = parseYaml(path, text, env);
+  if (!parsed) return { problems: sortProblems(yamlProblems) };
+  const problems = [...yamlProblems];
+  const raw = parsed.data;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push({ file: path, line: 1, col: 1, path: '', message: 'the configuration must be a mapping of keys (version, jobs, ...)', code: 'E_CONFIG_SCHEMA' });
+    return { problems: sortProblems(problems) };
+  }
+  const full = structuredClone(raw);
+  giveEveryPipelineAConfig(full);
+  problems.push(...validateSchema(path, full, parsed));
+  // cross-references are checked even when the schema found problems, so one run lists everything;
+  // on data the schema rejected they may not apply, and then they are skipped rather than guessed
+  try {
+    problems.push(...crossCheck(path, raw, full, parsed));
+  } catch {
+    // shapes the cross-check cannot read are already schema problems
+  }
+  if (problems.length > 0) return { problems: sortProblems(problems) };
+  const config = deepFreeze(normalize(resolve(path), raw, full, pipelineOrder(parsed)));
+  return { config, problems: [] };
+}
+
+/** Loads and checks a file; throws JobrunnerError (E_CONFIG_*) listing every problem. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const result = checkConfig(path, env);
+  if (result.config === undefined || result.problems.length > 0) throw problemsError(path, result.problems);
+  return result.config;
+}
+
+/**
+ * The configuration `jobrunner serve` uses when no file is given and none is found: one memory pipeline
+ * `default`, consumed, 2 workers running the Node.js example worker, HTTP on 127.0.0.1:2114.
+ */
+export function embeddedDefaultConfig(): Config {
+  const worker = join(packageRoot(), 'examples', 'node', 'worker.mjs');
+  const yaml = [
+    'version: "3"',
+    'http: { address: "127.0.0.1:2114" }',
+    // argv, not a shell string: the path is absolute and may hold spaces
+    `server: { command: ${JSON.stringify([process.execPath, worker])} }`,
+    'jobs:',
+    '  consume: [default]',
+    '  pool: { num_workers: 2 }',
+    '  pipelines:',
+    '    default:',
+    '      driver: memory',
+    '      config: { prefetch: 10, priority: 10 }',
+  ].join('\n');
+  const result = checkConfigText('<embedded>', yaml, {});
+  if (!result.config) throw problemsError('<embedded>', result.problems);
+  return deepFreeze({ ...result.config, file: '<embedded>' });
+}
+
+/**
+ * ajv fills a pipeline's `config: {}` default only after its driver's if/then has run, so that
+ * driver's defaults would be skipped: put the empty mapping in first (on the clone).
+ */
+function giveEveryPipelineAConfig(data: object): void {
+  const pipelines = (data as { jobs?: { pipelines?: unknown } }).jobs?.pipelines;
+  if (pipelines === null || typeof pipelines !== 'object') return;
+  for (const p of Object.values(pipelines as Record<string, unknown>)) {
+    if (p !== null && typeof p === 'object' && !Array.isArray(p) && !('config' in p)) (p as Record<string, unknown>).config = {};
+  }
+}
+
+function pipelineOrder(parsed: ParsedYaml): string[] | undefined {
+  const root = parsed.doc.contents;
+  if (!isMap(root)) return undefined;
+  const jobs = root.items.find((p) => isScalar(p.key) && p.key.value === 'jobs')?.value;
+  if (!isMap(jobs)) return undefined;
+  const pipelines = jobs.items.find((p) => isScalar(p.key) && p.key.value === 'pipelines')?.value;
+  if (!isMap(pipelines)) return undefined;
+  return pipelines.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key));
+}

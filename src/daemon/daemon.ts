@@ -1,0 +1,318 @@
+// The composition root: builds connections, pipelines, pools and the HTTP server from a Config, starts
+// them, and stops them in reverse (SPEC §8). start() and stop() are idempotent; no signal handlers here
+// (src/cli/ owns the process).
+
+import type { Config, DriverName, PipelineConfig } from '../config/types.js';
+import type { DriverConnection, OutgoingJob } from '../drivers/driver.js';
+import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { Pipeline, type PipelineOptions } from '../pipelines/pipeline.js';
+import { createPool } from '../pool/index.js';
+import { deferred } from '../shared/deferred.js';
+import { JobrunnerError, errorMessage, redactUrl } from '../shared/errors.js';
+import { startHttpServer, type Control, type HealthReport, type HttpServer, type PushRequest } from '../http/server.js';
+import { createConnection } from './connections.js';
+import { pushedJob } from './push.js';
+import type { Tracing } from '../observability/tracing.js';
+
+export interface DaemonOptions {
+  config: Config;
+  logger: Logger;
+  /** tests pass their own registry-free metrics; defaults to a new Metrics with process defaults */
+  metrics?: Metrics;
+  /** OpenTelemetry, when enabled (src/observability/tracing.ts) */
+  tracing?: Tracing;
+}
+
+export interface PipelineInfo {
+  pipeline: string;
+  driver: DriverName;
+  queue: string;
+  consuming: boolean;
+  ready: number | null;
+  active: number;
+  delayed: number | null;
+  reserved: number;
+  workers: number;
+  priority: number;
+  error: string | null;
+}
+
+export class Daemon implements Control {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly connections = new Map<DriverName, DriverConnection>();
+  private readonly pipelines = new Map<string, Pipeline>();
+  private readonly abort = new AbortController();
+  private readonly hurryUp = deferred<void>();
+  private http: HttpServer | undefined;
+  private started: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+  private stopping = false;
+  /** pipelines whose first declare/consume has finished (health and readiness wait for it) */
+  private readonly settledStart = new Set<string>();
+
+  constructor(private readonly options: DaemonOptions) {
+    this.config = options.config;
+    this.logger = options.logger;
+    this.metrics = options.metrics ?? new Metrics();
+  }
+
+  /** the HTTP server's bound address (host:port), when it runs */
+  get httpAddress(): string | undefined {
+    return this.http?.address;
+  }
+
+  start(): Promise<void> {
+    this.started ??= this.doStart();
+    return this.started;
+  }
+
+  private async doStart(): Promise<void> {
+    const { config, logger } = this;
+    for (const p of config.pipelines) {
+      let conn = this.connections.get(p.driver);
+      if (!conn) {
+        conn = await createConnection(p.driver, config, logger);
+        this.watchConnection(conn);
+        this.connections.set(p.driver, conn);
+      }
+      const pipeline = new Pipeline({
+        config: p,
+        broker: conn.pipeline(p),
+        createPool: () => this.makePool(p),
+        publishTo: (name, job) => this.publishTo(name, job),
+        logger,
+        metrics: this.metrics,
+        ...(this.options.tracing ? { traceJob: this.traceJob(this.options.tracing) } : {}),
+      });
+      this.pipelines.set(p.name, pipeline);
+    }
+    this.registerGauges();
+    if (config.http.address !== '' && config.http.address !== 'off') {
+      this.http = await startHttpServer({ address: config.http.address, token: config.http.token, control: this, logger });
+      logger.info({ address: this.http.address }, 'http server listening');
+    }
+    logger.info({ pipelines: [...this.pipelines.keys()], file: config.file }, 'jobrunner started');
+    // each connection comes up on its own: a broker that is down does not hold up the others
+    for (const conn of this.connections.values()) {
+      void this.bringUp(conn);
+    }
+  }
+
+  /** waits for the connection, then declares its pipelines and consumes those in jobs.consume */
+  private async bringUp(conn: DriverConnection): Promise<void> {
+    try {
+      await conn.start(this.abort.signal);
+    } catch (err) {
+      if (!this.stopping) this.logger.error({ driver: conn.driver, code: 'E_BROKER_CONNECT', err: errorMessage(err) }, 'broker connection failed');
+      return;
+    }
+    if (this.stopping) return;
+    const mine = [...this.pipelines.values()].filter((p) => p.config.driver === conn.driver);
+    await Promise.all(
+      mine.map(async (p) => {
+        try {
+          await p.declare();
+          if (p.config.consume && !this.stopping) await p.resume();
+        } catch (err) {
+          const code = err instanceof JobrunnerError ? err.code : 'E_BROKER_DECLARE';
+          this.logger.error({ pipeline: p.name, code, err: errorMessage(err) }, `pipeline ${p.name} cannot start`);
+        } finally {
+          this.settledStart.add(p.name);
+        }
+      }),
+    );
+  }
+
+  private watchConnection(conn: DriverConnection): void {
+    let wasConnected = false;
+    conn.on('status', () => {
+      const s = conn.status();
+      this.metrics.brokerConnected.set({ connection: conn.driver }, s.connected ? 1 : 0);
+      if (s.connected && !wasConnected && s.reconnects > 0) this.metrics.brokerReconnects.inc({ connection: conn.driver });
+      if (s.connected !== wasConnected) {
+        this.logger.info({ driver: conn.driver, connected: s.connected, url: s.url ? redactUrl(s.url) : undefined, error: s.error }, s.connected ? 'broker connected' : 'broker disconnected');
+      }
+      wasConnected = s.connected;
+    });
+  }
+
+  /** bound, so the pipeline can call it as a plain function */
+  private traceJob(tracing: Tracing): NonNullable<PipelineOptions['traceJob']> {
+    return (delivery, config) => tracing.traceJob(delivery, config);
+  }
+
+  private makePool(p: PipelineConfig): ReturnType<typeof createPool> {
+    const pool = createPool({ pipeline: p.name, command: p.command, env: p.env, pool: p.pool, logger: this.logger });
+    pool.on('worker-exit', (info) => {
+      if (info.reason !== 'stop') this.metrics.workerRestarts.inc({ pipeline: p.name, reason: info.reason });
+    });
+    return pool;
+  }
+
+  private registerGauges(): void {
+    this.metrics.onCollect(async () => {
+      for (const p of this.pipelines.values()) {
+        const stats = p.poolStats();
+        for (const state of ['starting', 'ready', 'busy', 'stopping'] as const) {
+          this.metrics.workers.set({ pipeline: p.name, state }, stats?.workers[state] ?? 0);
+        }
+      }
+      for (const conn of this.connections.values()) this.metrics.brokerConnected.set({ connection: conn.driver }, conn.status().connected ? 1 : 0);
+      await Promise.all(
+        [...this.pipelines.values()].map(async (p) => {
+          if (!this.connections.get(p.config.driver)?.status().connected) return;
+          const n = await p.broker.readyCount().catch(() => undefined);
+          if (n !== undefined) this.metrics.queueReady.set({ pipeline: p.name }, n);
+        }),
+      );
+    });
+  }
+
+  private pipeline(name: string): Pipeline {
+    const p = this.pipelines.get(name);
+    if (!p) throw new JobrunnerError('E_PIPELINE_UNKNOWN', `no pipeline named ${JSON.stringify(name)} (known: ${[...this.pipelines.keys()].join(', ')})`);
+    return p;
+  }
+
+  /** publishes to any pipeline by name (push, follow-ups, dead letters) and counts it */
+  async publishTo(name: string, job: OutgoingJob): Promise<void> {
+    const p = this.pipeline(name);
+    const tracing = this.options.tracing;
+    try {
+      // with tracing: a PRODUCER span around the confirmed publish, its context in job.traceparent
+      if (tracing?.publish) await tracing.publish(job, p.config, (traced) => p.broker.publish(traced));
+      else await p.broker.publish(tracing?.producer(job, p.config) ?? job);
+      this.metrics.publishedTotal.inc({ pipeline: name, outcome: 'ok' });
+    } catch (err) {
+      this.metrics.publishedTotal.inc({ pipeline: name, outcome: 'error' });
+      throw err;
+    }
+  }
+
+  // ---- Control (the HTTP API and tests) ----
+
+  async push(name: string, req: PushRequest): Promise<string> {
+    if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', 'the daemon is shutting down');
+    const job = pushedJob(this.pipeline(name).config, req);
+    await this.publishTo(name, job);
+    return job.id;
+  }
+
+  async pause(name: string): Promise<void> {
+    await this.pipeline(name).pause();
+  }
+
+  async resume(name: string): Promise<void> {
+    if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', 'the daemon is shutting down');
+    await this.pipeline(name).resume();
+  }
+
+  async listPipelines(): Promise<PipelineInfo[]> {
+    return Promise.all(
+      [...this.pipelines.values()].map(async (p) => {
+        const s = p.state();
+        const conn = this.connections.get(p.config.driver);
+        const connected = conn?.status().connected ?? false;
+        const ready = connected ? await p.broker.readyCount().catch(() => undefined) : undefined;
+        const broker = p.broker as { delayedCount?: () => number };
+        return {
+          pipeline: p.name,
+          driver: p.config.driver,
+          queue: s.queue,
+          consuming: s.consuming,
+          ready: ready ?? null,
+          active: s.active,
+          delayed: typeof broker.delayedCount === 'function' ? broker.delayedCount() : null,
+          reserved: s.active,
+          workers: s.workers,
+          priority: pipelinePriority(p.config),
+          error: s.error ?? (conn && !connected ? conn.status().error ?? 'broker not connected' : null),
+        };
+      }),
+    );
+  }
+
+  health(): HealthReport {
+    const now = Date.now();
+    const pipelines: HealthReport['pipelines'] = {};
+    let ok = true;
+    for (const p of this.pipelines.values()) {
+      if (!p.config.consume) continue;
+      const conn = this.connections.get(p.config.driver);
+      const status = conn?.status();
+      const redial = p.config.driver === 'memory' ? 0 : p.config.options.redialTimeoutMs;
+      // a lost connection (or a first one not made yet) stays healthy for redial_timeout while it retries
+      const connectedEnough = !!status && (status.connected || now - status.since < redial);
+      const s = p.state();
+      const alive = s.workers > 0 && s.crashLoop < 3;
+      // a pipeline that could not declare or consume (a missing queue, a refused declare) is unhealthy
+      const healthy = !this.stopping && connectedEnough && s.error === undefined && (alive || !this.settledStart.has(p.name) || !s.consuming);
+      if (!healthy) ok = false;
+      pipelines[p.name] = { healthy, connected: status?.connected ?? false, consuming: s.consuming, workers: s.workers, ...(s.error || status?.error ? { error: s.error ?? status?.error } : {}) };
+    }
+    return { ok, pipelines };
+  }
+
+  readiness(): HealthReport {
+    const pipelines: HealthReport['pipelines'] = {};
+    let ok = !this.stopping;
+    for (const p of this.pipelines.values()) {
+      if (!p.config.consume) continue;
+      const s = p.state();
+      const connected = this.connections.get(p.config.driver)?.status().connected ?? false;
+      const ready = !this.stopping && connected && s.consuming && s.workers > 0;
+      if (!ready) ok = false;
+      pipelines[p.name] = { healthy: ready, connected, consuming: s.consuming, workers: s.workers, ...(s.error ? { error: s.error } : {}) };
+    }
+    return { ok, pipelines };
+  }
+
+  metricsText(): Promise<string> {
+    return this.metrics.text();
+  }
+
+  get metricsContentType(): string {
+    return this.metrics.contentType;
+  }
+
+  // ---- shutdown ----
+
+  /** a second signal: skip the wait for jobs in flight (they still go back to the broker) */
+  hurry(): void {
+    this.hurryUp.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort();
+    const { logger } = this;
+    logger.info('stopping: no new jobs; waiting for jobs in flight');
+    await this.started?.catch(() => undefined);
+    const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        logger.warn({ step: what, err: errorMessage(err) }, 'shutdown step failed');
+      }
+    };
+    // each step in its own try: one failure does not skip the rest
+    await step('pipelines', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.stop(p.config.pool.destroyTimeoutMs, this.hurryUp.promise)))));
+    await step('links', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.broker.close()))));
+    await step('connections', () => Promise.all([...this.connections.values()].map((c) => step(c.driver, () => c.stop()))));
+    await step('http', async () => this.http?.close());
+    await step('tracing', async () => this.options.tracing?.shutdown());
+    logger.info('stopped');
+  }
+}
+
+function pipelinePriority(p: PipelineConfig): number {
+  return p.options.priority;
+}

@@ -1,0 +1,311 @@
+// The amqp091 DriverConnection: one amqplib connection shared by every amqp091 pipeline, one confirm
+// channel for publishing, and our own reconnect loop (URLs tried in turn, capped exponential backoff with
+// jitter). A connection is a Session; when it dies, everything tied to it (consumer channels, their
+// unsettled deliveries, pending publishes) dies with it, and the pipelines rebuild on the next Session.
+// amqplib's recovery wrapper is not used: it would hide which channel a delivery belongs to.
+
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { Amqp091ConnectionConfig, PipelineConfig } from '../../config/types.js';
+import type { Logger } from '../../observability/logger.js';
+import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
+import { sleep } from '../../shared/deferred.js';
+import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js';
+import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
+import { Amqp091Pipeline } from './pipeline.js';
+
+/** RoadRunner's (amqp091-go's) default heartbeat, used when the URL sets none. */
+const DEFAULT_HEARTBEAT_S = 10;
+/** How long a publish waits for a connection that is being re-established. */
+const PUBLISH_WAIT_MS = 5_000;
+
+export interface Amqp091ConnectionOptions {
+  config: Amqp091ConnectionConfig;
+  logger: Logger;
+}
+
+export function createAmqp091Connection(options: Amqp091ConnectionOptions): DriverConnection {
+  return new Amqp091Connection(options);
+}
+
+/** One live broker connection and what hangs off it. */
+export class Session {
+  closed = false;
+  private pubPromise: Promise<ConfirmChannel> | undefined;
+  /** rejecters of publishes waiting for a confirm, per publish channel */
+  readonly pending = new Set<(err: Error) => void>();
+  /** message ids the broker returned as unroutable (mandatory publishes); the confirm follows the return */
+  readonly returned = new Map<string, number>();
+  /** delay queues declared on this connection, with when (ms epoch) */
+  readonly delayQueues = new Map<string, number>();
+
+  constructor(
+    readonly id: number,
+    readonly model: ChannelModel,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The shared confirm channel, (re)opened on demand: a channel error must not need a reconnect. */
+  publishChannel(): Promise<ConfirmChannel> {
+    if (this.closed) return Promise.reject(new JobrunnerError('E_PUBLISH', 'the broker connection is closed'));
+    if (this.pubPromise !== undefined) return this.pubPromise;
+    const p = this.model.createConfirmChannel().then((ch) => {
+      ch.on('error', (err: unknown) => this.logger.warn({ code: 'E_BROKER_CLOSED' }, `amqp091 publish channel error: ${errorMessage(err)}`));
+      ch.on('return', (msg: { properties: { messageId?: unknown } }) => {
+        const id = msg.properties.messageId;
+        if (typeof id === 'string') this.returned.set(id, (this.returned.get(id) ?? 0) + 1);
+      });
+      ch.on('close', () => {
+        if (this.pubPromise === p) this.pubPromise = undefined;
+        this.failPending('the publish channel closed before the broker confirmed');
+      });
+      return ch;
+    });
+    p.catch(() => {
+      if (this.pubPromise === p) this.pubPromise = undefined;
+    });
+    this.pubPromise = p;
+    return p;
+  }
+
+  /** Runs fn on a short-lived channel, so a failing check or declare cannot kill a shared one. */
+  async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+    const ch = await this.model.createChannel();
+    ch.on('error', () => undefined); // the rejected call reports it
+    try {
+      return await fn(ch);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  /** true once for each return of this message id */
+  takeReturned(messageId: string): boolean {
+    const n = this.returned.get(messageId);
+    if (n === undefined) return false;
+    if (n <= 1) this.returned.delete(messageId);
+    else this.returned.set(messageId, n - 1);
+    return true;
+  }
+
+  failPending(reason: string): void {
+    const rejecters = [...this.pending];
+    this.pending.clear();
+    for (const r of rejecters) r(new JobrunnerError('E_PUBLISH', reason));
+  }
+}
+
+export class Amqp091Connection extends EventEmitter implements DriverConnection {
+  readonly driver = 'amqp091' as const;
+  private readonly config: Amqp091ConnectionConfig;
+  readonly logger: Logger;
+  private session: Session | undefined;
+  private sessions = 0;
+  private urlIndex = 0;
+  private started: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly stopController = new AbortController();
+  private readonly pipelines = new Set<Amqp091Pipeline>();
+  private connectedWaiters = new Set<() => void>();
+  private st: ConnectionStatus = { connected: false, since: Date.now(), reconnects: 0 };
+  private tlsOptions: Record<string, unknown> | undefined;
+
+  constructor(options: Amqp091ConnectionOptions) {
+    super();
+    this.config = options.config;
+    this.logger = options.logger;
+  }
+
+  start(signal?: AbortSignal): Promise<void> {
+    if (this.started === undefined) {
+      const first = new Promise<void>((resolve) => this.connectedWaiters.add(resolve));
+      void this.connectLoop();
+      this.started = first;
+    }
+    if (signal === undefined) return this.started;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      signal.addEventListener('abort', () => resolve(), { once: true });
+      this.started?.then(resolve, reject);
+    });
+  }
+
+  pipeline(config: PipelineConfig): BrokerPipeline {
+    if (config.driver !== 'amqp091') throw new JobrunnerError('E_INTERNAL', `pipeline ${config.name} uses driver ${config.driver}, not amqp091`);
+    const p = new Amqp091Pipeline(this, config);
+    this.pipelines.add(p);
+    return p;
+  }
+
+  /** @internal a closed pipeline stops being restored after reconnects */
+  forget(p: Amqp091Pipeline): void {
+    this.pipelines.delete(p);
+  }
+
+  status(): ConnectionStatus {
+    return { ...this.st };
+  }
+
+  /** @internal the live session, if any */
+  current(): Session | undefined {
+    return this.session !== undefined && !this.session.closed ? this.session : undefined;
+  }
+
+  /** @internal the live session, waiting a little for a reconnect in progress */
+  async waitSession(ms = PUBLISH_WAIT_MS): Promise<Session | undefined> {
+    const s = this.current();
+    if (s !== undefined || this.stopController.signal.aborted || this.started === undefined) return s;
+    let done!: () => void;
+    const connected = new Promise<void>((resolve) => (done = resolve));
+    this.connectedWaiters.add(done);
+    const timer = new AbortController();
+    try {
+      await Promise.race([connected, sleep(ms, AbortSignal.any([timer.signal, this.stopController.signal]))]);
+    } finally {
+      timer.abort();
+      this.connectedWaiters.delete(done);
+    }
+    return this.current();
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping === undefined) this.stopping = this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopController.abort();
+    for (const w of this.connectedWaiters) w();
+    this.connectedWaiters.clear();
+    const s = this.session;
+    this.session = undefined;
+    if (s !== undefined) {
+      for (const p of this.pipelines) p.sessionLost(s);
+      s.closed = true;
+      s.failPending('the connection is stopping');
+      try {
+        await s.model.close();
+      } catch (err) {
+        this.logger.debug(`amqp091 connection close: ${errorMessage(err)}`);
+      }
+    }
+    this.setStatus({ connected: false });
+  }
+
+  private async connectLoop(): Promise<void> {
+    const signal = this.stopController.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const url = this.config.urls[this.urlIndex % this.config.urls.length] as string;
+      try {
+        const model = await amqp.connect(this.withHeartbeat(url), await this.socketOptions(url));
+        if (signal.aborted) {
+          await model.close().catch(() => undefined);
+          return;
+        }
+        await this.attach(model, url);
+        return;
+      } catch (err) {
+        failures++;
+        const reason = connectReason(err);
+        const line = `E_BROKER_CONNECT cannot connect to ${redactUrl(url)}: ${reason}`;
+        if (failures === 1) this.logger.error({ code: 'E_BROKER_CONNECT' }, line);
+        else this.logger.debug({ code: 'E_BROKER_CONNECT', attempt: failures }, line);
+        this.setStatus({ connected: false, error: `cannot connect to ${redactUrl(url)}: ${reason}` });
+        this.urlIndex++;
+        await sleep(backoffDelay(RECONNECT_BACKOFF, failures), signal);
+      }
+    }
+  }
+
+  private async attach(model: ChannelModel, url: string): Promise<void> {
+    const s = new Session(++this.sessions, model, this.logger);
+    let lost = false;
+    const onLost = (err?: unknown): void => {
+      if (lost) return;
+      lost = true;
+      s.closed = true;
+      if (this.session === s) this.session = undefined;
+      for (const p of this.pipelines) p.sessionLost(s);
+      s.failPending('the broker connection closed before the broker confirmed');
+      if (this.stopController.signal.aborted) return;
+      const why = err === undefined ? 'closed' : errorMessage(err);
+      this.logger.warn({ code: 'E_BROKER_CLOSED' }, `amqp091 connection to ${redactUrl(url)} lost: ${why}; reconnecting`);
+      this.setStatus({ connected: false, error: `connection lost: ${why}` });
+      this.urlIndex++; // a cluster: try the next node first
+      void this.connectLoop();
+    };
+    model.on('error', (err: unknown) => this.logger.debug(`amqp091 connection error: ${errorMessage(err)}`));
+    model.on('close', onLost);
+    model.on('blocked', (reason: string) => this.logger.warn(`amqp091 connection blocked by the broker: ${reason}`));
+    model.on('unblocked', () => this.logger.info('amqp091 connection unblocked'));
+    this.session = s;
+    // rebuild every pipeline's topology and consumers before saying we are connected
+    for (const p of this.pipelines) {
+      if (s.closed) return;
+      await p.sessionReady(s);
+    }
+    if (s.closed) return;
+    const reconnect = this.sessions > 1;
+    this.logger.info({ reconnect }, `amqp091 connected to ${redactUrl(url)}`);
+    this.setStatus({ connected: true, url: redactUrl(url), reconnects: this.st.reconnects + (reconnect ? 1 : 0) });
+    const waiters = [...this.connectedWaiters];
+    this.connectedWaiters.clear();
+    for (const w of waiters) w();
+  }
+
+  private setStatus(change: Partial<ConnectionStatus>): void {
+    const prev = this.st;
+    const next: ConnectionStatus = { connected: change.connected ?? prev.connected, since: prev.since, reconnects: change.reconnects ?? prev.reconnects };
+    const error = change.connected === true ? undefined : (change.error ?? prev.error);
+    if (error !== undefined) next.error = error;
+    const url = change.url ?? prev.url;
+    if (url !== undefined) next.url = url;
+    const changed = next.connected !== prev.connected || next.error !== prev.error;
+    if (next.connected !== prev.connected) next.since = Date.now();
+    this.st = next;
+    if (changed) this.emit('status', this.status());
+  }
+
+  private withHeartbeat(url: string): string {
+    try {
+      const u = new URL(url);
+      if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(DEFAULT_HEARTBEAT_S));
+      return u.toString();
+    } catch {
+      return url;
+    }
+  }
+
+  private async socketOptions(url: string): Promise<Record<string, unknown>> {
+    const base: Record<string, unknown> = { timeout: 10_000, clientProperties: { connection_name: 'jobrunner' } };
+    if (!url.startsWith('amqps:')) return base;
+    if (this.tlsOptions === undefined) {
+      const tls = this.config.tls;
+      const o: Record<string, unknown> = { rejectUnauthorized: !(tls?.insecureSkipVerify ?? false) };
+      try {
+        if (tls?.cert !== undefined) o['cert'] = await readFile(tls.cert);
+        if (tls?.key !== undefined) o['key'] = await readFile(tls.key);
+        if (tls?.rootCa !== undefined) o['ca'] = [await readFile(tls.rootCa)];
+      } catch (err) {
+        throw new JobrunnerError('E_BROKER_CONNECT', `cannot read a TLS file: ${errorMessage(err)}`, { cause: err });
+      }
+      this.tlsOptions = o;
+    }
+    let servername: string | undefined;
+    try {
+      servername = new URL(url).hostname;
+    } catch {
+      servername = undefined;
+    }
+    return { ...base, ...this.tlsOptions, ...(servername ? { servername } : {}) };
+  }
+}
+
+/** ECONNREFUSED, ENOTFOUND..., else the (redacted) message. */
+function connectReason(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  return errorMessage(err);
+}

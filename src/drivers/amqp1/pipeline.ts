@@ -1,0 +1,538 @@
+// One amqp1 pipeline: a receiver on its own session with explicit credit (prefetch = unsettled
+// deliveries, one credit back per settlement), a sender for publishes that waits for each
+// disposition, declare / readyCount through RabbitMQ 4's management node, and Service Bus lock
+// renewal. Re-attaches by itself on every new connection while consuming is on.
+
+import type { Receiver, Delivery as RheaDelivery, Sender, Session } from 'rhea';
+import type { PipelineConfig, Amqp1PipelineOptions } from '../../config/types.js';
+import type { BrokerPipeline, Delivery, OutgoingJob } from '../driver.js';
+import type { Logger } from '../../observability/logger.js';
+import { JobrunnerError, errorMessage } from '../../shared/errors.js';
+import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
+import { deferred, type Deferred } from '../../shared/deferred.js';
+import { consumeAddress, effectiveBroker, publishAddress, rejectOutcome, type BrokerKind, type Outcome } from './broker.js';
+import { decodeMessage, encodeJob, SCHEDULED_ENQUEUE_TIME } from './message.js';
+import { ManagementLink, describeAmqpError } from './management.js';
+import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
+import { declareDelayQueue, declareRabbitTopology, rabbitReadyCount } from './topology.js';
+import type { Amqp1Connection, LiveConnection } from './connection.js';
+
+type Amqp1Config = PipelineConfig & { driver: 'amqp1'; options: Amqp1PipelineOptions };
+
+interface ReceiverState {
+  live: LiveConnection;
+  session: Session;
+  receiver: Receiver;
+  /** deliveries handed out and not settled yet */
+  unsettled: number;
+  open: boolean;
+  /** settlements in order (see settleInOrder) */
+  chain: Promise<void>;
+  /** the outcome kind written in the current tick, if any */
+  tickOutcome?: Outcome['kind'] | undefined;
+}
+
+interface SenderState {
+  live: LiveConnection;
+  session: Session;
+  senders: Map<string, Sender>;
+}
+
+export class Amqp1Pipeline implements BrokerPipeline {
+  readonly name: string;
+  readonly queue: string;
+  private readonly options: Amqp1PipelineOptions;
+  private onDelivery: ((d: Delivery) => void) | undefined;
+  private consuming = false;
+  private closed = false;
+  private rx: ReceiverState | undefined;
+  private tx: SenderState | undefined;
+  private sbManagement: ManagementLink | undefined;
+  private readonly pendingPublishes = new Set<Deferred<void>>();
+  private reattachTimer: NodeJS.Timeout | undefined;
+  private reattachFailures = 0;
+  private readonly declaredDelays = new Set<string>();
+
+  constructor(
+    private readonly config: Amqp1Config,
+    private readonly conn: Amqp1Connection,
+    private readonly logger: Logger,
+  ) {
+    this.name = config.name;
+    this.options = config.options;
+    this.queue = config.options.queue;
+  }
+
+  private get waitMs(): number {
+    return this.options.redialTimeoutMs > 0 ? this.options.redialTimeoutMs : 30_000;
+  }
+
+  private kind(live: LiveConnection): BrokerKind {
+    return effectiveBroker(this.options.broker, live.broker);
+  }
+
+  // ---- lifecycle from the connection ----
+
+  onConnected(live: LiveConnection): void {
+    this.declaredDelays.clear();
+    this.reattachFailures = 0;
+    if (this.consuming && !this.closed) this.attachReceiver(live).catch((err) => this.scheduleReattach(err));
+  }
+
+  onDisconnected(generation: number): void {
+    if (this.rx?.live.generation === generation) this.rx = undefined;
+    if (this.tx?.live.generation === generation) this.tx = undefined;
+    this.sbManagement = undefined;
+    const err = new JobrunnerError('E_PUBLISH', 'the amqp1 connection was lost before the broker confirmed the publish');
+    for (const p of this.pendingPublishes) p.reject(err);
+    this.pendingPublishes.clear();
+  }
+
+  // ---- BrokerPipeline ----
+
+  async declare(): Promise<void> {
+    const live = await this.conn.waitConnected(this.waitMs);
+    const kind = this.kind(live);
+    if (kind === 'rabbitmq4' && this.options.address === undefined) {
+      await declareRabbitTopology(live.rabbitManagement(), this.options);
+      return;
+    }
+    // nothing to declare over AMQP 1.0 here: check the source exists by attaching with no credit
+    await this.passiveCheck(live, consumeAddress(kind, this.options));
+    await this.checkRetryDelays(live, kind);
+  }
+
+  /**
+   * SPEC §5: a delay the broker cannot honour is an error at start, not a redelivery loop later. A retry
+   * policy needs delayed messages; a generic broker has none, and RabbitMQ 3.x over AMQP 1.0 only has
+   * delay queues that already exist (it cannot declare them): check each one the backoff will use.
+   */
+  private async checkRetryDelays(live: LiveConnection, kind: BrokerKind): Promise<void> {
+    const retry = this.config.retry;
+    if (!retry || retry.maxAttempts < 2 || retry.backoff.initialMs <= 0 || kind === 'servicebus' || kind === 'rabbitmq4') return;
+    const fix = 'use the amqp091 driver or RabbitMQ 4, or remove the backoff (retry.backoff.initial: 0)';
+    if (kind === 'generic' || this.options.address !== undefined) {
+      throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: its retry policy delays messages, and this AMQP 1.0 ${kind === 'generic' ? 'broker' : 'raw address'} cannot delay them; ${fix}`);
+    }
+    if (retry.backoff.jitter > 0) {
+      throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: RabbitMQ 3.x cannot declare delay queues over AMQP 1.0, and retry.backoff.jitter makes their names unpredictable; set jitter: 0 and create the queues (docs/drivers/amqp1-rabbitmq3.md), or ${fix}`);
+    }
+    const { delayQueueName } = await import('./broker.js');
+    for (let attempt = 1; attempt < retry.maxAttempts; attempt++) {
+      const name = delayQueueName(this.queue, backoffDelay(retry.backoff, attempt, () => 0.5));
+      try {
+        await this.passiveCheck(live, `/amq/queue/${name}`);
+      } catch (err) {
+        throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: retry needs the delay queue ${name}, which RabbitMQ 3.x cannot declare over AMQP 1.0 (${errorMessage(err)}); create it (docs/drivers/amqp1-rabbitmq3.md), or ${fix}`, { cause: err });
+      }
+    }
+  }
+
+  async consume(onDelivery: (delivery: Delivery) => void): Promise<void> {
+    if (this.closed) throw new JobrunnerError('E_BROKER_CLOSED', `pipeline ${this.name} is closed`);
+    this.onDelivery = onDelivery;
+    this.consuming = true;
+    if (this.rx !== undefined && this.rx.open) {
+      this.rx.receiver.drain = false;
+      this.topUpCredit(this.rx);
+      return;
+    }
+    const live = this.conn.liveConnection();
+    if (live !== undefined) await this.attachReceiver(live);
+  }
+
+  async cancel(): Promise<void> {
+    this.consuming = false;
+    if (this.reattachTimer !== undefined) clearTimeout(this.reattachTimer);
+    this.reattachTimer = undefined;
+    const rx = this.rx;
+    // drain: the broker sends nothing more, the link stays so held deliveries can still be settled
+    if (rx !== undefined && rx.open) {
+      try {
+        rx.receiver.drain_credit();
+      } catch {
+        // the link is going away
+      }
+    }
+  }
+
+  async publish(job: OutgoingJob): Promise<void> {
+    if (this.closed) throw new JobrunnerError('E_PUBLISH', `pipeline ${this.name} is closed`);
+    let live: LiveConnection;
+    try {
+      live = await this.conn.waitConnected(this.waitMs);
+    } catch (err) {
+      throw new JobrunnerError('E_PUBLISH', `publish to ${this.name} failed: ${errorMessage(err)}`, { cause: err });
+    }
+    const kind = this.kind(live);
+    let address = publishAddress(kind, this.options);
+    const annotations: Record<string, unknown> = {};
+    if (job.delayMs > 0) {
+      if (kind === 'servicebus') {
+        annotations[SCHEDULED_ENQUEUE_TIME] = new Date(Date.now() + job.delayMs);
+      } else if (kind === 'rabbitmq4' || kind === 'rabbitmq3') {
+        address = await this.delayAddress(live, kind, job.delayMs);
+      } else {
+        throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: the broker (generic AMQP 1.0) cannot delay messages; publish without delay`);
+      }
+    }
+    const message = encodeJob(job, {
+      durable: this.options.durable,
+      defaultPriority: this.options.priority,
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+    });
+    const sender = await this.senderFor(live, address);
+    const d = deferred<void>();
+    this.pendingPublishes.add(d);
+    try {
+      const delivery = sender.send(message);
+      (delivery as unknown as { jobrunnerPublish?: Deferred<void> }).jobrunnerPublish = d;
+      await d.promise;
+    } finally {
+      this.pendingPublishes.delete(d);
+    }
+  }
+
+  async readyCount(): Promise<number | undefined> {
+    const live = this.conn.liveConnection();
+    if (live === undefined || this.kind(live) !== 'rabbitmq4' || this.options.address !== undefined) return undefined;
+    try {
+      return await rabbitReadyCount(live.rabbitManagement(), this.queue);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.cancel();
+    this.closed = true;
+    this.conn.forget(this);
+    for (const s of [this.rx?.session, this.tx?.session]) {
+      try {
+        s?.close();
+      } catch {
+        // connection gone
+      }
+    }
+    this.sbManagement?.close();
+    this.rx = undefined;
+    this.tx = undefined;
+  }
+
+  // ---- receiving ----
+
+  private attachReceiver(live: LiveConnection): Promise<void> {
+    const kind = this.kind(live);
+    const address = consumeAddress(kind, this.options);
+    const session = live.connection.create_session();
+    session.begin();
+    const receiver = session.attach_receiver({
+      name: `jobrunner-${this.name}-${live.generation}-${Date.now()}`,
+      source: { address },
+      credit_window: 0,
+      autoaccept: false,
+      // RabbitMQ and Service Bus settle on our disposition (rcv_settle_mode first)
+      rcv_settle_mode: 0,
+    });
+    const state: ReceiverState = { live, session, receiver, unsettled: 0, open: false, chain: Promise.resolve() };
+    this.rx = state;
+    const opened = deferred<void>();
+    receiver.on('receiver_open', () => {
+      adoptDeliveryCount(receiver);
+      adoptTransferWindow(session);
+      state.open = true;
+      this.reattachFailures = 0;
+      this.logger.info({ address, broker: kind }, `amqp1 consuming ${address}`);
+      if (this.consuming) this.topUpCredit(state);
+      opened.resolve();
+    });
+    const onGone = (what: string, err: unknown): void => {
+      const wasOpen = state.open;
+      state.open = false;
+      const e = new JobrunnerError('E_BROKER_DECLARE', `amqp1 ${what} for ${address} closed: ${describeAmqpError(err)}`);
+      opened.reject(e);
+      if (this.rx !== state) return;
+      this.rx = undefined;
+      try {
+        session.close();
+      } catch {
+        // gone
+      }
+      // a broker-side close while the connection lives on (queue deleted, session ended): re-attach
+      if (wasOpen && this.conn.liveConnection() === live) this.scheduleReattach(e);
+    };
+    receiver.on('receiver_close', (ctx) => onGone('receiver', ctx.receiver?.error));
+    receiver.on('receiver_error', (ctx) => onGone('receiver', ctx.receiver?.error));
+    session.on('session_close', (ctx) => onGone('session', ctx.session?.error));
+    session.on('session_error', (ctx) => onGone('session', ctx.session?.error));
+    receiver.on('message', (ctx) => {
+      wrapDeliveryCount(receiver);
+      wrapTransferIds(session);
+      if (ctx.message === undefined || ctx.delivery === undefined) return;
+      this.handleMessage(state, kind, address, ctx.message, ctx.delivery);
+    });
+    return opened.promise;
+  }
+
+  private scheduleReattach(err: unknown): void {
+    if (!this.consuming || this.closed || this.reattachTimer !== undefined) return;
+    this.reattachFailures += 1;
+    const delay = backoffDelay(RECONNECT_BACKOFF, this.reattachFailures);
+    this.logger.warn({ code: 'E_BROKER_CLOSED', err: errorMessage(err), retryInMs: delay }, `amqp1 receiver lost: ${errorMessage(err)}`);
+    this.reattachTimer = setTimeout(() => {
+      this.reattachTimer = undefined;
+      const live = this.conn.liveConnection();
+      if (live === undefined || !this.consuming || this.closed || this.rx !== undefined) return;
+      this.attachReceiver(live).catch((e) => this.scheduleReattach(e));
+    }, delay);
+  }
+
+  /**
+   * Credit back up to prefetch (unsettled + credit never exceeds it). After settlements it waits until
+   * a quarter of the window is free, as rhea's own credit window does: one flow frame per many
+   * settlements instead of one per tick, less work for the broker and for us (issue 7).
+   */
+  private topUpCredit(state: ReceiverState, eager = true): void {
+    const credit = (state.receiver as unknown as { credit: number }).credit;
+    const prefetch = this.options.prefetch;
+    const want = prefetch - state.unsettled - credit;
+    if (want > 0 && (eager || want >= Math.max(1, prefetch >> 2))) state.receiver.add_credit(want);
+  }
+
+  private handleMessage(state: ReceiverState, kind: BrokerKind, address: string, message: import('rhea').Message, rd: RheaDelivery): void {
+    state.unsettled += 1;
+    if (!this.consuming || this.onDelivery === undefined) {
+      // arrived after cancel(): give it back at once
+      this.settle(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false });
+      return;
+    }
+    const job = decodeMessage(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue });
+    let settled = false;
+    let renewTimer: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      if (settled) throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${job.id} of ${this.name} is settled already`);
+      if (this.rx !== state || !state.open || this.conn.liveConnection() !== state.live) {
+        throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${job.id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
+      }
+    };
+    const finish = (outcome: Outcome): Promise<void> => {
+      check();
+      settled = true;
+      if (renewTimer !== undefined) clearTimeout(renewTimer);
+      return this.settleInOrder(state, rd, outcome, job.id);
+    };
+    const delivery: Delivery = {
+      ...job,
+      ack: async () => finish({ kind: 'accepted' }),
+      reject: async (requeue: boolean, reason?: string) => finish(rejectOutcome(kind, requeue, reason)),
+    };
+    if (kind === 'servicebus') {
+      const lockToken = rd.tag;
+      const renew = async (): Promise<void> => {
+        check();
+        const until = await this.renewLock(state.live, lockToken);
+        if (!settled) schedule(until);
+      };
+      const schedule = (until: number | undefined): void => {
+        if (renewTimer !== undefined) clearTimeout(renewTimer);
+        const wait = until === undefined ? 10_000 : Math.max(500, (until - Date.now()) / 2);
+        renewTimer = setTimeout(() => {
+          renew().catch((err) => this.logger.warn({ err: errorMessage(err), id: job.id }, 'amqp1 lock renewal failed'));
+        }, wait);
+        renewTimer.unref();
+      };
+      const lockedUntil = message.message_annotations?.['x-opt-locked-until'];
+      schedule(lockedUntil instanceof Date ? lockedUntil.getTime() : typeof lockedUntil === 'number' ? lockedUntil : undefined);
+      delivery.touch = renew;
+    }
+    void address;
+    this.onDelivery(delivery);
+  }
+
+  /**
+   * rhea 3.0.5 writes the dispositions of one tick as ranges and gives a range the first delivery's
+   * outcome even when the next one differs (write_dispositions merges when first === last): an ack
+   * and a reject settled in the same tick would both go out as the ack. So only accepted outcomes
+   * share a tick; any other outcome waits for the next macrotask, after rhea has flushed.
+   */
+  private settleInOrder(state: ReceiverState, rd: RheaDelivery, outcome: Outcome, id: string): Promise<void> {
+    const run = async (): Promise<void> => {
+      const shareable = outcome.kind === 'accepted' && (state.tickOutcome === undefined || state.tickOutcome === 'accepted');
+      if (state.tickOutcome !== undefined && !shareable) await new Promise<void>((r) => setImmediate(r));
+      if (this.rx !== state || !state.open || this.conn.liveConnection() !== state.live) {
+        throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
+      }
+      this.settle(state, rd, outcome);
+      if (state.tickOutcome === undefined) setImmediate(() => (state.tickOutcome = undefined));
+      state.tickOutcome = outcome.kind === 'accepted' && (state.tickOutcome ?? 'accepted') === 'accepted' ? 'accepted' : outcome.kind;
+    };
+    const p = state.chain.then(run);
+    state.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private settle(state: ReceiverState, rd: RheaDelivery, outcome: Outcome): void {
+    switch (outcome.kind) {
+      case 'accepted':
+        rd.accept();
+        break;
+      case 'released':
+        rd.release();
+        break;
+      case 'modified': {
+        const params: { delivery_failed: boolean; undeliverable_here: boolean; message_annotations?: Record<string, unknown> } = {
+          delivery_failed: outcome.deliveryFailed,
+          undeliverable_here: outcome.undeliverableHere,
+        };
+        if (outcome.annotations !== undefined) params.message_annotations = outcome.annotations;
+        rd.modified(params);
+        break;
+      }
+      case 'rejected': {
+        if (outcome.condition === undefined) rd.reject();
+        else {
+          const error: { condition: string; description?: string; info?: Record<string, unknown> } = { condition: outcome.condition };
+          if (outcome.description !== undefined) error.description = outcome.description;
+          if (outcome.info !== undefined) error.info = outcome.info;
+          rd.reject(error);
+        }
+        break;
+      }
+    }
+    state.unsettled = Math.max(0, state.unsettled - 1);
+    // credit back as settlements free the window, while consuming
+    if (this.consuming && state.open && this.rx === state) this.topUpCredit(state, false);
+  }
+
+  private async renewLock(live: LiveConnection, lockToken: Buffer | string): Promise<number | undefined> {
+    this.sbManagement ??= new ManagementLink(live.connection, `${this.queue}/$management`, 'servicebus');
+    const rhea = (await import('rhea')).default;
+    const token = Buffer.isBuffer(lockToken) ? lockToken : Buffer.from(lockToken);
+    const res = await this.sbManagement.request(
+      {
+        properties: { operation: 'com.microsoft:renew-lock' },
+        body: { 'lock-tokens': rhea.types.wrap_array([token], 0x98, undefined) },
+      },
+      'E_BROKER_CLOSED',
+    );
+    if (res.status !== 200) throw new JobrunnerError('E_BROKER_CLOSED', `renew-lock answered ${res.status}${res.description ? `: ${res.description}` : ''}`);
+    const exp = (res.body as { expirations?: unknown[] } | undefined)?.expirations?.[0];
+    return exp instanceof Date ? exp.getTime() : typeof exp === 'number' ? exp : undefined;
+  }
+
+  private passiveCheck(live: LiveConnection, address: string): Promise<void> {
+    const session = live.connection.create_session();
+    session.begin();
+    const receiver = session.attach_receiver({ source: { address }, credit_window: 0, autoaccept: false });
+    const d = deferred<void>();
+    const timer = setTimeout(() => d.reject(new JobrunnerError('E_BROKER_DECLARE', `${address} did not attach within 10000 ms`)), 10_000);
+    // a refusing broker answers the attach with a null source and detaches right after (RabbitMQ,
+    // Service Bus): wait for that detach, and give an accepted attach a moment to be closed
+    receiver.on('receiver_open', () => {
+      const remote = (receiver as unknown as { remote?: { attach?: { source?: unknown } } }).remote?.attach;
+      if (remote !== undefined && (remote.source === null || remote.source === undefined)) return;
+      setTimeout(() => d.resolve(), 100);
+    });
+    const fail = (err: unknown): void =>
+      d.reject(new JobrunnerError('E_BROKER_DECLARE', `${address} cannot be consumed: ${describeAmqpError(err)} (amqp1 does not declare queues on this broker: create it first)`));
+    receiver.on('receiver_close', (ctx) => fail(ctx.receiver?.error));
+    receiver.on('receiver_error', (ctx) => fail(ctx.receiver?.error));
+    session.on('session_error', (ctx) => fail(ctx.session?.error));
+    return d.promise.finally(() => {
+      clearTimeout(timer);
+      try {
+        session.close();
+      } catch {
+        // gone
+      }
+    });
+  }
+
+  // ---- publishing ----
+
+  private async delayAddress(live: LiveConnection, kind: BrokerKind, delayMs: number): Promise<string> {
+    if (this.options.address !== undefined) {
+      throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: delays need a queue or exchange, not a raw address`);
+    }
+    if (kind === 'rabbitmq4') {
+      const name = await declareDelayQueue(live.rabbitManagement(), this.options, delayMs, this.declaredDelays);
+      return `/queues/${encodeURIComponent(name)}`;
+    }
+    // RabbitMQ 3.x over AMQP 1.0 cannot declare a queue with arguments: use one that exists
+    return `/amq/queue/${(await import('./broker.js')).delayQueueName(this.queue, delayMs)}`;
+  }
+
+  private senderFor(live: LiveConnection, address: string): Promise<Sender> {
+    if (this.tx === undefined || this.tx.live !== live) {
+      const session = live.connection.create_session();
+      session.begin();
+      const state: SenderState = { live, session, senders: new Map() };
+      this.tx = state;
+      // RabbitMQ ends the whole session when a target does not exist (3.x on the first transfer,
+      // 4.x at attach): fail what waits on it and start a new session next time
+      const ended = (ctx: { session?: Session }): void => {
+        if (this.tx === state) this.tx = undefined;
+        const e = errorFor(describeAmqpError(ctx.session?.error), [...state.senders.keys()].join(', '), this.name);
+        for (const p of this.pendingPublishes) p.reject(e);
+        for (const s of state.senders.values()) s.emit('jobrunner_gone', e);
+        state.senders.clear();
+      };
+      session.on('session_error', ended);
+      session.on('session_close', ended);
+    }
+    const tx = this.tx;
+    const existing = tx.senders.get(address);
+    if (existing !== undefined && existing.is_open() && existing.sendable()) return Promise.resolve(existing);
+    const d = deferred<Sender>();
+    let sender = existing;
+    if (sender === undefined || sender.is_closed()) {
+      sender = tx.session.attach_sender({ target: { address }, autosettle: true });
+      tx.senders.set(address, sender);
+      const s = sender;
+      const outcome = (what: string) => (ctx: { delivery?: RheaDelivery }) => {
+        const p = (ctx.delivery as unknown as { jobrunnerPublish?: Deferred<void> } | undefined)?.jobrunnerPublish;
+        if (p === undefined) return;
+        if (what === 'accepted') p.resolve();
+        else p.reject(new JobrunnerError('E_PUBLISH', `${address} answered ${what}${describeState(ctx.delivery)}`));
+      };
+      for (const o of ['accepted', 'rejected', 'released', 'modified']) s.on(o, outcome(o));
+      const closed = (ctx: { sender?: Sender }): void => {
+        if (tx.senders.get(address) === s) tx.senders.delete(address);
+        const e = errorFor(describeAmqpError(ctx.sender?.error), address, this.name);
+        // a closed link has no dispositions to wait for
+        for (const p of this.pendingPublishes) p.reject(e);
+        s.emit('jobrunner_gone', e);
+      };
+      s.on('sender_close', closed);
+      s.on('sender_error', closed);
+    }
+    const s = sender;
+    if (s.sendable()) d.resolve(s);
+    const onSendable = (): void => {
+      s.off('sendable', onSendable);
+      d.resolve(s);
+    };
+    s.on('sendable', onSendable);
+    const onGone = (e: unknown): void => d.reject(e);
+    s.on('jobrunner_gone', onGone);
+    const timer = setTimeout(() => d.reject(new JobrunnerError('E_PUBLISH', `no credit to publish to ${address} within ${this.waitMs} ms`)), this.waitMs);
+    return d.promise.finally(() => {
+      clearTimeout(timer);
+      s.off('sendable', onSendable);
+      s.off('jobrunner_gone', onGone);
+    });
+  }
+}
+
+function errorFor(why: string, address: string, pipeline: string): JobrunnerError {
+  if (/not[-_ ]found|no queue/i.test(why) && /jobrunner\.delay\./.test(`${address} ${why}`)) {
+    return new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${pipeline}: the delay queue does not exist and RabbitMQ 3.x cannot declare it over AMQP 1.0 (${why})`);
+  }
+  return new JobrunnerError('E_PUBLISH', `publishing to ${address || 'the broker'} failed: ${why}`);
+}
+
+function describeState(delivery: RheaDelivery | undefined): string {
+  const state = delivery?.remote_state as { error?: unknown } | undefined;
+  return state?.error === undefined ? '' : `: ${describeAmqpError(state.error)}`;
+}

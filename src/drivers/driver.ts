@@ -1,0 +1,115 @@
+// The driver interface: what src/pipelines/ sees of a broker. One DriverConnection per driver kind
+// (a pipeline group sharing one connection); one BrokerPipeline per configured pipeline.
+// Drivers turn broker messages into Deliveries and OutgoingJobs into broker messages (SPEC §6);
+// they never decide retries or dead letters: src/pipelines/ does, through ack / reject / publish.
+
+import type { EventEmitter } from 'node:events';
+import type { DriverName, PipelineConfig } from '../config/types.js';
+
+export type Headers = Record<string, string[]>;
+
+/** A delivered message as a job, driver-neutral. */
+export interface Job {
+  /** rr_id, else message_id, else a new UUID */
+  id: string;
+  /** rr_job, else the type property (AMQP 1.0: subject), else the pipeline's `job`, else the pipeline name */
+  job: string;
+  body: Buffer;
+  contentType?: string;
+  /** rr_headers merged with every other header / application property, as strings */
+  headers: Headers;
+  /** 1 for a first delivery: max(x-jobrunner-attempt, the broker's delivery count) */
+  attempt: number;
+  redelivered: boolean;
+  priority?: number;
+  traceparent?: string;
+  /** the queue or address it came from */
+  queue: string;
+  /** the message_id property, when the message had one */
+  messageId?: string;
+}
+
+export interface Delivery extends Job {
+  /**
+   * Set when the message cannot be turned into a job (e.g. rr_headers that are not JSON): the
+   * pipeline dead-letters it with this reason and never hands it to a worker.
+   */
+  invalid?: string;
+  /** settle as done (basic.ack / accepted). Rejects with E_STALE_DELIVERY after a reconnect. */
+  ack(): Promise<void>;
+  /**
+   * requeue=true: back to the queue now (basic.nack requeue / released or modified);
+   * requeue=false: the broker's own dead-lettering (basic.nack requeue=false / rejected).
+   * Rejects with E_STALE_DELIVERY after a reconnect.
+   */
+  reject(requeue: boolean, reason?: string): Promise<void>;
+  /** the job is still running (a touch frame): brokers with locks renew them (Service Bus) */
+  touch?(): Promise<void>;
+}
+
+/** A job to publish (push, follow-up, retry, requeue, dead letter to a pipeline). */
+export interface OutgoingJob {
+  id: string;
+  job: string;
+  /** the pipeline it is published to (rr_pipeline) */
+  pipeline: string;
+  body: Buffer;
+  contentType: string;
+  headers: Headers;
+  /** ms; 0 for none */
+  delayMs: number;
+  priority?: number;
+  /** written as x-jobrunner-attempt when set */
+  attempt?: number;
+  traceparent?: string;
+  /** extra transport headers set as they are (e.g. x-jobrunner-dead-reason) */
+  extra?: Record<string, string | number | boolean>;
+}
+
+export interface ConnectionStatus {
+  connected: boolean;
+  /** ms epoch of the last change */
+  since: number;
+  reconnects: number;
+  /** the last connection error, redacted */
+  error?: string;
+  /** the URL in use, redacted */
+  url?: string;
+}
+
+export interface BrokerPipeline {
+  readonly name: string;
+  readonly queue: string;
+  /** declares the topology as configured (nothing when declare is false but a passive check) */
+  declare(): Promise<void>;
+  /**
+   * Starts consuming; every delivery goes to onDelivery. After a reconnect the driver declares and
+   * consumes again by itself while consuming is on.
+   */
+  consume(onDelivery: (delivery: Delivery) => void): Promise<void>;
+  /** stops consuming; deliveries already handed out can still be settled */
+  cancel(): Promise<void>;
+  /** publishes to this pipeline, resolved when the broker confirms (accepted) */
+  publish(job: OutgoingJob): Promise<void>;
+  /** messages ready in the queue, or undefined when the broker cannot tell */
+  readyCount(): Promise<number | undefined>;
+  /** cancels; deletes the queue if configured (delete_queue_on_stop) */
+  close(): Promise<void>;
+}
+
+export interface DriverConnection extends Pick<EventEmitter, 'on' | 'off'> {
+  readonly driver: DriverName;
+  /**
+   * Connects. The first attempt's failure is reported (status().error, an E_BROKER_CONNECT log
+   * line) and the connection keeps retrying with backoff; start resolves once connected or when
+   * `signal` aborts.
+   */
+  start(signal?: AbortSignal): Promise<void>;
+  pipeline(config: PipelineConfig): BrokerPipeline;
+  status(): ConnectionStatus;
+  /** closes every link/channel and the connection; idempotent */
+  stop(): Promise<void>;
+}
+
+/** Emitted by DriverConnection as 'status' whenever connected changes. */
+export type StatusListener = (status: ConnectionStatus) => void;

@@ -1,0 +1,305 @@
+// One pipeline: deliveries from its driver -> the worker pool -> settlement (src/pipelines/settle.ts).
+// Sees only the driver interface and the pool interface. Nothing is settled before the worker answers;
+// on stop, what is still held after destroy_timeout goes back to the broker unacked.
+
+import type { PipelineConfig } from '../config/types.js';
+import type { BrokerPipeline, Delivery, OutgoingJob } from '../drivers/driver.js';
+import type { JobFrame, PublishFrame } from '../protocol/frames.js';
+import { bodyToPayload } from '../protocol/payload.js';
+import type { JobOutcome, WorkerPool } from '../pool/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics, PipelineMetrics } from '../observability/metrics.js';
+import { JobrunnerError, errorMessage } from '../shared/errors.js';
+import { deferred, type Deferred } from '../shared/deferred.js';
+import { settle, type SettleContext } from './settle.js';
+import { followUpJob } from './outgoing.js';
+
+/** Publishes a job to a pipeline by name (follow-ups, dead letters): the daemon routes it. */
+export type PublishTo = (pipeline: string, job: OutgoingJob) => Promise<void>;
+
+export interface PipelineOptions {
+  config: PipelineConfig;
+  broker: BrokerPipeline;
+  /** made on first consume: push-only pipelines run no workers */
+  createPool: () => WorkerPool;
+  publishTo: PublishTo;
+  logger: Logger;
+  metrics: Metrics;
+  /** optional hook around each job (tracing); returns the frame's trace field and an end callback */
+  traceJob?: (delivery: Delivery, pipeline: PipelineConfig) => { traceparent?: string; end(outcome: string, error?: string): void };
+}
+
+/** A delivery between arrival and settlement. */
+interface Held {
+  delivery: Delivery;
+  /** running: on a worker; settling: its outcome is being applied; done: settled or released */
+  state: 'running' | 'settling' | 'done';
+  started: number;
+  /** follow-up publishes, made on the first one (most jobs have none) */
+  publishes: Promise<void>[] | undefined;
+  /** made only when shutdown waits for this job: one promise less per message (issue 7) */
+  settled: Deferred<void> | undefined;
+}
+
+/** what settle() gets for a job without follow-ups; never written to */
+const NO_PUBLISHES: Promise<void>[] = [];
+
+export interface PipelineState {
+  pipeline: string;
+  driver: string;
+  queue: string;
+  consuming: boolean;
+  /** held by this daemon: delivered and not yet settled */
+  active: number;
+  workers: number;
+  crashLoop: number;
+  error?: string;
+}
+
+export class Pipeline {
+  readonly name: string;
+  private pool: WorkerPool | undefined;
+  private consuming = false;
+  private stopping = false;
+  private readonly held = new Map<Delivery, Held>();
+  /** deliveries whose id is already running here: dispatched when the first one settles */
+  private readonly sameId = new Map<string, Delivery[]>();
+  private readonly runningIds = new Set<string>();
+  private lastError: string | undefined;
+  private readonly ctx: SettleContext;
+  private idle: Deferred<void> | undefined;
+  private readonly metrics: PipelineMetrics;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.name = opts.config.name;
+    this.metrics = opts.metrics.forPipeline(this.name);
+    this.ctx = {
+      config: opts.config,
+      broker: opts.broker,
+      publishTo: opts.publishTo,
+      logger: opts.logger,
+      metrics: this.metrics,
+    };
+  }
+
+  get config(): PipelineConfig {
+    return this.opts.config;
+  }
+
+  get broker(): BrokerPipeline {
+    return this.opts.broker;
+  }
+
+  /** declares the pipeline's topology; called for every pipeline, consumed or not (push needs it) */
+  async declare(): Promise<void> {
+    try {
+      await this.opts.broker.declare();
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = errorMessage(err);
+      throw err;
+    }
+  }
+
+  /** starts the workers (once) and consumption */
+  async resume(): Promise<void> {
+    if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', `pipeline ${this.name} is stopping`);
+    if (this.consuming) return;
+    if (!this.pool) {
+      this.pool = this.opts.createPool();
+      await this.pool.start();
+    }
+    this.consuming = true;
+    try {
+      await this.opts.broker.consume((d) => this.onDelivery(d));
+      this.lastError = undefined;
+    } catch (err) {
+      this.consuming = false;
+      this.lastError = errorMessage(err);
+      throw err;
+    }
+    this.opts.logger.info({ pipeline: this.name }, 'consuming');
+  }
+
+  /** stops consuming; jobs already held finish and settle as usual */
+  async pause(): Promise<void> {
+    if (!this.consuming) return;
+    this.consuming = false;
+    await this.opts.broker.cancel();
+    this.opts.logger.info({ pipeline: this.name, active: this.held.size }, 'paused');
+  }
+
+  isConsuming(): boolean {
+    return this.consuming;
+  }
+
+  state(): PipelineState {
+    const stats = this.pool?.stats();
+    const workers = stats ? stats.workers.ready + stats.workers.busy + stats.workers.starting : 0;
+    return {
+      pipeline: this.name,
+      driver: this.opts.config.driver,
+      queue: this.opts.broker.queue,
+      consuming: this.consuming,
+      active: this.held.size,
+      workers,
+      crashLoop: stats?.crashLoop ?? 0,
+      ...(this.lastError === undefined ? {} : { error: this.lastError }),
+    };
+  }
+
+  poolStats(): ReturnType<WorkerPool['stats']> | undefined {
+    return this.pool?.stats();
+  }
+
+  /** the pool's events, for logs and metrics (undefined before the first resume) */
+  get workerPool(): WorkerPool | undefined {
+    return this.pool;
+  }
+
+  private onDelivery(delivery: Delivery): void {
+    const held: Held = { delivery, state: 'running', started: performance.now(), publishes: undefined, settled: undefined };
+    this.held.set(delivery, held);
+    this.metrics.inFlight.inc();
+    if (delivery.invalid !== undefined) {
+      // a body that cannot become a job: dead-letter it with the reason, never hand it to a worker
+      this.opts.logger.warn({ pipeline: this.name, job_id: delivery.id, code: 'E_BAD_MESSAGE', reason: delivery.invalid }, 'message cannot be turned into a job: dead-lettering it');
+      this.finish(held, { kind: 'nack', error: `E_BAD_MESSAGE: ${delivery.invalid}`, requeue: false });
+      return;
+    }
+    if (this.runningIds.has(delivery.id)) {
+      // replies are matched by job id: two jobs with one id must not run at once
+      const waiting = this.sameId.get(delivery.id);
+      if (waiting) waiting.push(delivery);
+      else this.sameId.set(delivery.id, [delivery]);
+      return;
+    }
+    this.dispatch(held);
+  }
+
+  private dispatch(held: Held): void {
+    const { delivery } = held;
+    const config = this.opts.config;
+    this.runningIds.add(delivery.id);
+    const { payload, encoding } = bodyToPayload(delivery.body, delivery.contentType);
+    const trace = this.opts.traceJob?.(delivery, config);
+    const traceparent = trace?.traceparent ?? delivery.traceparent;
+    // retries and dead letters of this delivery continue the consumer span's trace
+    if (trace?.traceparent !== undefined) delivery.traceparent = trace.traceparent;
+    const frame: JobFrame = {
+      type: 'job',
+      id: delivery.id,
+      job: delivery.job,
+      pipeline: this.name,
+      payload,
+      encoding,
+      headers: delivery.headers,
+      attempt: delivery.attempt,
+      meta: { driver: config.driver, queue: delivery.queue, message_id: delivery.messageId ?? delivery.id, redelivered: delivery.redelivered },
+    };
+    if (config.pool.execTtlMs > 0) frame.deadline = new Date(Date.now() + config.pool.execTtlMs).toISOString();
+    if (traceparent !== undefined) frame.trace = { traceparent };
+    const pool = this.pool as WorkerPool;
+    pool
+      .run(frame, {
+        onPublish: (f: PublishFrame) => {
+          (held.publishes ??= []).push(this.publishFollowUp(delivery, f, traceparent));
+        },
+        onTouch: () => {
+          delivery.touch?.().catch((err: unknown) => this.opts.logger.warn({ pipeline: this.name, job_id: delivery.id, err: errorMessage(err) }, 'lock renewal failed'));
+        },
+      })
+      .then(
+        (outcome) => {
+          trace?.end(outcome.kind, outcome.kind === 'ack' || outcome.kind === 'released' ? undefined : outcome.error);
+          this.finish(held, outcome);
+        },
+        (err: unknown) => {
+          // the pool never rejects; if it does, treat it as a crash rather than lose the message
+          trace?.end('failed', errorMessage(err));
+          this.finish(held, { kind: 'failed', code: 'E_WORKER_CRASH', error: errorMessage(err) });
+        },
+      );
+  }
+
+  private publishFollowUp(parent: Delivery, frame: PublishFrame, traceparent: string | undefined): Promise<void> {
+    const out = followUpJob(frame, traceparent);
+    const p = this.opts.publishTo(frame.pipeline, out);
+    // a rejected follow-up fails the parent at settlement; keep it from being an unhandled rejection meanwhile
+    p.catch(() => undefined);
+    this.opts.logger.debug({ pipeline: this.name, job_id: parent.id, to: frame.pipeline, follow_up: out.id }, 'follow-up publish');
+    return p;
+  }
+
+  private finish(held: Held, outcome: JobOutcome): void {
+    if (held.state !== 'running') return; // released by a shutdown already
+    held.state = 'settling';
+    const seconds = (performance.now() - held.started) / 1000;
+    if (outcome.kind !== 'released') this.metrics.duration.observe(seconds);
+    settle(this.ctx, held.delivery, outcome, held.publishes ?? NO_PUBLISHES).finally(() => this.done(held));
+  }
+
+  private done(held: Held): void {
+    if (held.state === 'done') return;
+    held.state = 'done';
+    const { delivery } = held;
+    this.held.delete(delivery);
+    this.metrics.inFlight.dec();
+    held.settled?.resolve();
+    if (this.runningIds.delete(delivery.id)) {
+      const waiting = this.sameId.get(delivery.id);
+      const next = waiting?.shift();
+      if (waiting && waiting.length === 0) this.sameId.delete(delivery.id);
+      if (next) {
+        const nextHeld = this.held.get(next);
+        if (nextHeld) this.dispatch(nextHeld);
+      }
+    }
+    if (this.held.size === 0 && this.idle) this.idle.resolve();
+  }
+
+  /**
+   * Shutdown (SPEC §8): stop intake, wait for held jobs up to timeoutMs (or until hurry() is
+   * called), give what is left back to the broker unacked, then stop the workers.
+   */
+  async stop(timeoutMs: number, hurry: Promise<void>): Promise<void> {
+    this.stopping = true;
+    try {
+      await this.pause();
+    } catch (err) {
+      this.opts.logger.warn({ pipeline: this.name, err: errorMessage(err) }, 'cancel failed during shutdown');
+    }
+    if (this.held.size > 0) {
+      this.opts.logger.info({ pipeline: this.name, active: this.held.size, timeout_ms: timeoutMs }, 'waiting for jobs in flight');
+      this.idle = deferred();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.idle.promise, hurry, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    await this.releaseHeld();
+    if (this.pool) await this.pool.stop(this.opts.config.pool.destroyTimeoutMs);
+  }
+
+  /** returns every job still running to the broker; waits for those already settling */
+  private async releaseHeld(): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const held of this.held.values()) {
+      if (held.state === 'running') {
+        held.state = 'settling';
+        pending.push(
+          held.delivery
+            .reject(true, 'shutdown')
+            .then(
+              () => this.metrics.count('released'),
+              (err: unknown) => this.opts.logger.warn({ pipeline: this.name, job_id: held.delivery.id, err: errorMessage(err) }, 'could not release job: the broker redelivers it'),
+            )
+            .finally(() => this.done(held)),
+        );
+      } else {
+        pending.push((held.settled ??= deferred()).promise);
+      }
+    }
+    if (pending.length > 0) this.opts.logger.info({ pipeline: this.name, jobs: pending.length }, 'returning unfinished jobs to the broker');
+    await Promise.all(pending);
+  }
+}

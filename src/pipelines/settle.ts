@@ -1,0 +1,152 @@
+// Settlement (SPEC §5): turns a worker's outcome into broker operations. Retries and dead letters to a
+// pipeline are published and confirmed before the original is acked; a publish that fails leaves the
+// original unacked (released back to the broker), so no path loses a message.
+
+import type { PipelineConfig } from '../config/types.js';
+import type { BrokerPipeline, Delivery } from '../drivers/driver.js';
+import type { JobOutcome } from '../pool/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { JobOutcomeLabel, PipelineMetrics } from '../observability/metrics.js';
+import { backoffDelay } from '../shared/backoff.js';
+import { errorMessage } from '../shared/errors.js';
+import { againJob, deadLetterJob } from './outgoing.js';
+import type { PublishTo } from './pipeline.js';
+
+export interface SettleContext {
+  config: PipelineConfig;
+  broker: BrokerPipeline;
+  publishTo: PublishTo;
+  logger: Logger;
+  metrics: PipelineMetrics;
+}
+
+/** Applies an outcome; never rejects (failures are logged, and the broker redelivers what is unsettled). */
+export async function settle(ctx: SettleContext, d: Delivery, outcome: JobOutcome, publishes: Promise<void>[]): Promise<void> {
+  try {
+    switch (outcome.kind) {
+      case 'ack': {
+        if (publishes.length > 0) {
+          const results = await Promise.allSettled(publishes);
+          const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          if (failed) {
+            await fail(ctx, d, `follow-up publish failed: ${errorMessage(failed.reason)}`);
+            return;
+          }
+        }
+        await d.ack();
+        count(ctx, 'ack');
+        ctx.logger.debug({ pipeline: ctx.config.name, job_id: d.id, job: d.job, attempt: d.attempt }, 'job done');
+        return;
+      }
+      case 'released':
+        await d.reject(true, 'released');
+        count(ctx, 'released');
+        return;
+      case 'nack':
+        await Promise.allSettled(publishes);
+        if (outcome.requeue === false) {
+          await deadLetter(ctx, d, outcome.error);
+        } else if (outcome.requeue === true) {
+          await requeue(ctx, d, outcome.error, outcome.delayMs ?? 0, outcome.headers);
+        } else {
+          await fail(ctx, d, outcome.error, outcome.headers);
+        }
+        return;
+      case 'failed':
+        await Promise.allSettled(publishes);
+        if (outcome.code === 'E_ALLOCATE_TIMEOUT') {
+          // no worker was free (crash loop, all busy): not the job's fault, so no attempt is spent;
+          // back to the broker, which hands it out again (after allocate_timeout, never a hot loop)
+          ctx.logger.warn({ pipeline: ctx.config.name, job_id: d.id, code: outcome.code, reason: outcome.error }, 'no worker free in time: returning the job to the broker');
+          await d.reject(true, outcome.error);
+          count(ctx, 'released');
+          return;
+        }
+        await fail(ctx, d, `${outcome.code}: ${outcome.error}`);
+        return;
+      default: {
+        const never: never = outcome;
+        throw new Error(`unknown outcome ${JSON.stringify(never)}`);
+      }
+    }
+  } catch (err) {
+    // E_STALE_DELIVERY after a reconnect, or a channel that closed: the broker still holds the message
+    ctx.logger.warn({ pipeline: ctx.config.name, job_id: d.id, err: errorMessage(err) }, 'result dropped: the message stays with the broker, which redelivers it');
+  }
+}
+
+function count(ctx: SettleContext, outcome: JobOutcomeLabel): void {
+  ctx.metrics.count(outcome);
+}
+
+/** A failed job: the retry policy, or without one RoadRunner's requeue_on_fail. */
+async function fail(ctx: SettleContext, d: Delivery, reason: string, headers?: Record<string, string[]>): Promise<void> {
+  const { config } = ctx;
+  ctx.logger.warn({ pipeline: config.name, job_id: d.id, job: d.job, attempt: d.attempt, reason }, 'job failed');
+  const retry = config.retry;
+  if (retry) {
+    if (d.attempt >= retry.maxAttempts) {
+      await deadLetter(ctx, d, `${reason} (after ${d.attempt} attempts)`);
+      return;
+    }
+    const delayMs = backoffDelay(retry.backoff, d.attempt);
+    await republish(ctx, d, 'retry', delayMs, headers);
+    return;
+  }
+  if (config.driver !== 'memory' && config.options.requeueOnFail) {
+    await d.reject(true, reason);
+    count(ctx, 'requeue');
+    return;
+  }
+  await deadLetter(ctx, d, reason);
+}
+
+/** nack with requeue: true — again after delay, with headers merged; bounded by max_attempts when set. */
+async function requeue(ctx: SettleContext, d: Delivery, reason: string, delayMs: number, headers?: Record<string, string[]>): Promise<void> {
+  ctx.logger.warn({ pipeline: ctx.config.name, job_id: d.id, job: d.job, attempt: d.attempt, reason }, 'job failed: the worker asked for a requeue');
+  const retry = ctx.config.retry;
+  if (retry && d.attempt >= retry.maxAttempts) {
+    await deadLetter(ctx, d, `${reason} (requeued, after ${d.attempt} attempts)`);
+    return;
+  }
+  await republish(ctx, d, 'requeue', delayMs, headers);
+}
+
+/** Publishes the job again (confirmed), then acks the original; a failed publish releases the original. */
+async function republish(ctx: SettleContext, d: Delivery, outcome: 'retry' | 'requeue', delayMs: number, headers?: Record<string, string[]>): Promise<void> {
+  const name = ctx.config.name;
+  try {
+    // through publishTo: counted in published_total and traced (a PRODUCER span) like every publish
+    await ctx.publishTo(name, againJob(d, name, { delayMs, attempt: d.attempt + 1, headers }));
+  } catch (err) {
+    ctx.logger.warn({ pipeline: name, job_id: d.id, err: errorMessage(err) }, `${outcome} publish failed: returning the job to the broker`);
+    await d.reject(true, 'retry publish failed');
+    count(ctx, 'requeue');
+    return;
+  }
+  await d.ack();
+  count(ctx, outcome);
+  ctx.logger.info({ pipeline: name, job_id: d.id, attempt: d.attempt + 1, delay_ms: delayMs }, outcome === 'retry' ? 'job scheduled for retry' : 'job requeued');
+}
+
+/** To dead_letter.pipeline (confirmed, then ack) or the broker's own dead-lettering. */
+async function deadLetter(ctx: SettleContext, d: Delivery, reason: string): Promise<void> {
+  const { config } = ctx;
+  const target = config.deadLetter?.pipeline;
+  if (target) {
+    try {
+      // publishTo counts it in published_total
+      await ctx.publishTo(target, deadLetterJob(d, config.name, target, reason));
+    } catch (err) {
+      ctx.logger.warn({ pipeline: config.name, job_id: d.id, err: errorMessage(err) }, `dead-letter publish to ${target} failed: returning the job to the broker`);
+      await d.reject(true, 'dead-letter publish failed');
+      count(ctx, 'requeue');
+      return;
+    }
+    await d.ack();
+  } else {
+    await d.reject(false, reason);
+  }
+  count(ctx, 'dead_letter');
+  ctx.logger.warn({ pipeline: config.name, job_id: d.id, job: d.job, attempt: d.attempt, reason, to: target ?? 'broker' }, 'job dead-lettered');
+}

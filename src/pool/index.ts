@@ -1,0 +1,3 @@
+// The worker pool's public surface.
+export { createPool } from './pool.js';
+export type * from './types.js';

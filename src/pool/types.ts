@@ -1,0 +1,99 @@
+// What src/pipelines/ sees of a worker pool: run a job frame on a worker, get its outcome.
+
+import type { PoolConfig } from '../config/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { JobFrame, PublishFrame } from '../protocol/frames.js';
+
+type Headers = Record<string, string[]>;
+
+export type FailureCode = 'E_WORKER_CRASH' | 'E_WORKER_TIMEOUT' | 'E_WORKER_MEMORY' | 'E_WORKER_PROTOCOL' | 'E_ALLOCATE_TIMEOUT';
+
+export type JobOutcome =
+  | { kind: 'ack' }
+  | { kind: 'nack'; error: string; requeue?: boolean; delayMs?: number; headers?: Headers }
+  /** the worker died, timed out, broke the protocol, or none was free in time */
+  | { kind: 'failed'; code: FailureCode; error: string }
+  /** never handed to a worker (the pool stopped first): give it back to the broker */
+  | { kind: 'released' };
+
+export interface JobCallbacks {
+  /** a publish frame for this job, in order; the pipeline publishes it and waits before settling */
+  onPublish(frame: PublishFrame): void;
+  /** a touch frame: the pool has already restarted exec_ttl; drivers with locks renew them */
+  onTouch(): void;
+}
+
+export type WorkerState = 'starting' | 'ready' | 'busy' | 'stopping';
+
+export interface PoolStats {
+  /** live processes by state */
+  workers: Record<WorkerState, number>;
+  /** jobs on workers */
+  inFlight: number;
+  /** jobs waiting for a free slot */
+  queued: number;
+  /** consecutive failed starts (0 when healthy) */
+  crashLoop: number;
+}
+
+export type WorkerExitReason = 'crash' | 'timeout' | 'memory' | 'protocol' | 'max_jobs' | 'stop' | 'spawn_error';
+
+/** Events a pool emits (for logs, metrics and health). */
+export interface PoolEvents {
+  'worker-start': (info: { pid: number; workerId: number }) => void;
+  'worker-exit': (info: { pid: number; workerId: number; reason: WorkerExitReason; code: number | null; signal: string | null }) => void;
+}
+
+export interface WorkerPool {
+  /**
+   * spawns num_workers processes; resolves once all are spawned (does not wait for jobs). Rejects with
+   * E_WORKER_SPAWN only when every first spawn failed (e.g. command not found); call stop() then.
+   */
+  start(): Promise<void>;
+  /**
+   * Runs one job: waits for a free slot (up to allocate_timeout), writes the frame, resolves with
+   * the worker's answer or the failure. Never rejects. When exec_ttl is set the pool fills
+   * frame.deadline as it hands the job to a worker.
+   */
+  run(frame: JobFrame, callbacks: JobCallbacks): Promise<JobOutcome>;
+  stats(): PoolStats;
+  /**
+   * Sends `stop` to every worker, waits up to timeoutMs for them to exit, then SIGTERM, then SIGKILL.
+   * Jobs still queued resolve as `released`; jobs on workers resolve as `failed` (E_WORKER_CRASH) if
+   * their worker goes before answering. Idempotent.
+   */
+  stop(timeoutMs: number): Promise<void>;
+  on<E extends keyof PoolEvents>(event: E, listener: PoolEvents[E]): unknown;
+}
+
+/** What createPool (src/pool/pool.ts) takes. */
+export interface PoolOptions {
+  pipeline: string;
+  /** argv: command[0] is run with command.slice(1) */
+  command: string[];
+  /** added to process.env, before the JOBRUNNER_* variables */
+  env: Record<string, string>;
+  pool: PoolConfig;
+  logger: Logger;
+  /** for tests; production uses the defaults */
+  timings?: Partial<PoolTimings>;
+}
+
+export interface PoolTimings {
+  /** first restart delay after a quick death, doubling up to restartMaxMs (default 100) */
+  restartInitialMs: number;
+  /** default 30000 */
+  restartMaxMs: number;
+  /** a worker that lived this long or answered a job resets the crash loop (default 10000) */
+  healthyAfterMs: number;
+  /**
+   * a new worker gets jobs only once it has lived this long (default 500): a worker that dies at start
+   * takes no job with it and counts towards the crash loop; one that dies holding a job was killed by
+   * that job and is replaced at once
+   */
+  probationMs: number;
+  /** RSS poll period for max_worker_memory (default 1000) */
+  memoryPollMs: number;
+  /** stop(): wait between SIGTERM and SIGKILL (default 2000) */
+  killGraceMs: number;
+}

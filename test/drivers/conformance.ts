@@ -1,0 +1,320 @@
+// The driver conformance suite: the same node:test cases run against every broker driver and every broker
+// version (STYLE.md: one contract test suite for every adapter). A driver test file calls
+// runConformance(label, make) where make() gives a fresh DriverConnection and turns neutral pipeline
+// options into that driver's PipelineConfig. Every test counts messages in and out; none times anything
+// beyond "absent before, present after".
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { PipelineConfig } from '../../src/config/types.js';
+import type { BrokerPipeline, ConnectionStatus, Delivery, DriverConnection, OutgoingJob } from '../../src/drivers/driver.js';
+import { JobrunnerError } from '../../src/shared/errors.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
+
+export interface ConformancePipelineOptions {
+  /** unique; the target derives the queue name from it */
+  name: string;
+  prefetch?: number;
+  /** the broker dead-letters rejected (requeue=false) messages of this pipeline into that pipeline's queue */
+  deadLetterTo?: PipelineConfig;
+}
+
+export interface ConformanceTarget {
+  conn: DriverConnection;
+  /** set when the target was asked for a proxied connection */
+  proxy?: TcpProxy;
+  pipeline(opts: ConformancePipelineOptions): PipelineConfig;
+  /** deletes every queue/exchange the target's pipelines used, closes the proxy; never throws */
+  cleanup(): Promise<void>;
+}
+
+export type ConformanceFactory = (opts: { proxied: boolean }) => Promise<ConformanceTarget>;
+
+const T = 30_000;
+
+/** Registers the conformance cases under describe(label). */
+export function runConformance(label: string, make: ConformanceFactory): void {
+  describe(`conformance: ${label}`, { concurrency: false }, () => {
+    test('N published = N delivered and acked; queue empty after', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const N = 25;
+        const pipe = await open(t, p('n'));
+        const ids = new Set<string>();
+        for (let i = 0; i < N; i++) ids.add(await publish(pipe, { body: Buffer.from(`m${i}`) }));
+        assert.equal(ids.size, N);
+        const acked = new Set<string>();
+        const extra: string[] = [];
+        await pipe.consume((d) => {
+          void d.ack().then(() => (acked.has(d.id) ? extra.push(d.id) : acked.add(d.id)));
+        });
+        await waitFor(() => acked.size === N, 'all N acked');
+        await pipe.cancel();
+        assert.deepEqual([...acked].sort(), [...ids].sort());
+        assert.deepEqual(extra, []);
+        const ready = await pipe.readyCount();
+        if (ready !== undefined) assert.equal(ready, 0);
+      });
+    });
+
+    test('publish resolves after the broker confirms: the message is in the queue', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const pipe = await open(t, p('confirm'));
+        await publish(pipe, {});
+        await publish(pipe, {});
+        const ready = await pipe.readyCount();
+        if (ready !== undefined) assert.equal(ready, 2);
+        const got = await collect(pipe, 2);
+        assert.equal(got.length, 2);
+        await Promise.all(got.map((d) => d.ack()));
+      });
+    });
+
+    test('reject(true) comes back redelivered', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const pipe = await open(t, p('requeue'));
+        const id = await publish(pipe, {});
+        const seen: Delivery[] = [];
+        await pipe.consume((d) => {
+          seen.push(d);
+          if (seen.length === 1) void d.reject(true);
+          else void d.ack();
+        });
+        await waitFor(() => seen.length >= 2, 'redelivery');
+        await pipe.cancel();
+        assert.equal(seen[0]?.id, id);
+        assert.equal(seen[0]?.redelivered, false);
+        assert.equal(seen[1]?.id, id);
+        assert.equal(seen[1]?.redelivered, true);
+      });
+    });
+
+    test('reject(false) lands in the queue dead-letter target', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const dlqCfg = p('dlq');
+        const dlq = await open(t, dlqCfg);
+        const pipe = await open(t, p('main', { deadLetterTo: dlqCfg }));
+        const id = await publish(pipe, { body: Buffer.from('dead') });
+        const first = await collect(pipe, 1);
+        await first[0]?.reject(false, 'test dead letter');
+        const dead = await collect(dlq, 1);
+        assert.equal(dead.length, 1);
+        assert.equal(dead[0]?.id, id);
+        assert.equal(dead[0]?.body.toString(), 'dead');
+        await dead[0]?.ack();
+        const ready = await pipe.readyCount();
+        if (ready !== undefined) assert.equal(ready, 0);
+      });
+    });
+
+    test('a delayed publish is absent before its delay and present after', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const pipe = await open(t, p('delay'));
+        const delayed = await publish(pipe, { delayMs: 1500, body: Buffer.from('later') });
+        const now = await publish(pipe, { body: Buffer.from('now') });
+        const order: string[] = [];
+        await pipe.consume((d) => {
+          order.push(d.id);
+          void d.ack();
+        });
+        await waitFor(() => order.length >= 1, 'the immediate message');
+        assert.deepEqual(order, [now], 'the delayed message must not come before the immediate one');
+        await waitFor(() => order.length >= 2, 'the delayed message');
+        await pipe.cancel();
+        assert.deepEqual(order, [now, delayed]);
+      });
+    });
+
+    test('id, job, headers, attempt, priority, traceparent and content type round-trip', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const pipe = await open(t, p('headers'));
+        const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+        const id = await publish(pipe, {
+          job: 'SendEmail',
+          body: Buffer.from('{"to":"a@b.c"}'),
+          contentType: 'application/json',
+          headers: { tenant: ['acme'], multi: ['a', 'b'] },
+          attempt: 3,
+          priority: 4,
+          traceparent: tp,
+        });
+        const [d] = await collect(pipe, 1);
+        assert.ok(d);
+        assert.equal(d.id, id);
+        assert.equal(d.job, 'SendEmail');
+        assert.equal(d.body.toString(), '{"to":"a@b.c"}');
+        assert.equal(d.contentType, 'application/json');
+        assert.deepEqual(d.headers['tenant'], ['acme']);
+        assert.deepEqual(d.headers['multi'], ['a', 'b']);
+        assert.equal(d.attempt, 3);
+        assert.equal(d.traceparent, tp);
+        assert.equal(d.invalid, undefined);
+        assert.equal(d.redelivered, false);
+        assert.equal(d.queue, pipe.queue);
+        await d.ack();
+      });
+    });
+
+    test('after cancel nothing more is delivered; consume again resumes', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const pipe = await open(t, p('cancel'));
+        await publish(pipe, {});
+        const got: Delivery[] = [];
+        await pipe.consume((d) => got.push(d));
+        await waitFor(() => got.length === 1, 'first delivery');
+        await pipe.cancel();
+        await got[0]?.ack(); // settling after cancel still works
+        await publish(pipe, {});
+        await publish(pipe, {});
+        // absent: give the broker a moment to (wrongly) deliver, then check nothing came
+        await sleep(500);
+        assert.equal(got.length, 1);
+        const ready = await pipe.readyCount();
+        if (ready !== undefined) assert.equal(ready, 2);
+        const more = await collect(pipe, 2);
+        assert.equal(more.length, 2);
+        await Promise.all(more.map((d) => d.ack()));
+      });
+    });
+
+    test('connection cut: old deliveries are stale, consuming resumes, nothing lost', { timeout: T }, async () => {
+      await withTarget(make, true, async (t, p) => {
+        const proxy = t.proxy;
+        assert.ok(proxy, 'the target must give a proxy when asked for one');
+        const statuses: ConnectionStatus[] = [];
+        const onStatus = (s: ConnectionStatus): void => void statuses.push(s);
+        t.conn.on('status', onStatus);
+        try {
+          const N = 20;
+          const pipe = await open(t, p('cut', { prefetch: 5 }));
+          const ids = new Set<string>();
+          for (let i = 0; i < N; i++) ids.add(await publish(pipe, {}));
+          const held: Delivery[] = [];
+          const acked = new Set<string>();
+          let cutDone = false;
+          await pipe.consume((d) => {
+            if (!cutDone && held.length < 3) {
+              held.push(d);
+              return;
+            }
+            d.ack().then(
+              () => acked.add(d.id),
+              () => undefined, // stale after a second cut: the broker redelivers it
+            );
+          });
+          await waitFor(() => held.length === 3, 'three held deliveries');
+          cutDone = true;
+          proxy.cut();
+          await waitFor(() => statuses.some((s) => !s.connected), 'a disconnected status');
+          for (const d of held) {
+            await assert.rejects(d.ack(), (err: unknown) => err instanceof JobrunnerError && err.code === 'E_STALE_DELIVERY');
+          }
+          await assert.rejects(held[0]!.reject(true), (err: unknown) => err instanceof JobrunnerError && err.code === 'E_STALE_DELIVERY');
+          await waitFor(() => t.conn.status().connected, 'reconnected');
+          await waitFor(() => acked.size === N, `all ${N} acked after the cut`);
+          assert.deepEqual([...acked].sort(), [...ids].sort());
+          assert.ok(t.conn.status().reconnects >= 1);
+          await pipe.cancel();
+          const ready = await pipe.readyCount();
+          if (ready !== undefined) assert.equal(ready, 0);
+        } finally {
+          t.conn.off('status', onStatus);
+        }
+      });
+    });
+  });
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+/** The queue of a pipeline config, whatever its driver ('' for memory pipelines). */
+export function queueOf(cfg: PipelineConfig): string {
+  return 'queue' in cfg.options ? cfg.options.queue : '';
+}
+
+type PipelineMaker = (suffix: string, extra?: Omit<ConformancePipelineOptions, 'name'>) => PipelineConfig;
+
+async function withTarget(make: ConformanceFactory, proxied: boolean, body: (t: ConformanceTarget, p: PipelineMaker) => Promise<void>): Promise<void> {
+  const t = await make({ proxied });
+  const run = randomUUID().slice(0, 8);
+  const opened: BrokerPipeline[] = [];
+  const p: PipelineMaker = (suffix, extra) => t.pipeline({ name: `conf-${suffix}-${run}`, ...extra });
+  (t as ConformanceTarget & { opened?: BrokerPipeline[] }).opened = opened;
+  try {
+    await withTimeout(t.conn.start(), 10_000, 'connection start');
+    await body(t, p);
+  } finally {
+    for (const pipe of opened.reverse()) await pipe.close().catch(() => undefined);
+    await t.conn.stop().catch(() => undefined);
+    await t.cleanup().catch(() => undefined);
+  }
+}
+
+async function open(t: ConformanceTarget, cfg: PipelineConfig): Promise<BrokerPipeline> {
+  const pipe = t.conn.pipeline(cfg);
+  (t as ConformanceTarget & { opened?: BrokerPipeline[] }).opened?.push(pipe);
+  await pipe.declare();
+  return pipe;
+}
+
+/** Publishes a job to the pipeline, returns its id. */
+export async function publish(pipe: BrokerPipeline, over: Partial<OutgoingJob>): Promise<string> {
+  const job: OutgoingJob = {
+    id: randomUUID(),
+    job: 'Test',
+    pipeline: pipe.name,
+    body: Buffer.from('{}'),
+    contentType: 'application/json',
+    headers: {},
+    delayMs: 0,
+    ...over,
+  };
+  await withTimeout(pipe.publish(job), 10_000, 'publish confirm');
+  return job.id;
+}
+
+/** Consumes until n deliveries arrived (unsettled), then cancels. */
+export async function collect(pipe: BrokerPipeline, n: number): Promise<Delivery[]> {
+  const got: Delivery[] = [];
+  await pipe.consume((d) => got.push(d));
+  try {
+    await waitFor(() => got.length >= n, `${n} deliveries from ${pipe.queue}`);
+  } finally {
+    await pipe.cancel();
+  }
+  return got;
+}
+
+export async function waitFor(pred: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Broker URLs from the environment; undefined means skip (a failure under CI=true). */
+export function brokerUrls(variable: string): string[] | undefined {
+  const v = process.env[variable]?.trim();
+  if (v) return v.split(/\s+/);
+  if (process.env['CI'] === 'true') throw new Error(`${variable} is not set (CI=true): run eval "$(/work/shared/brokers/up)"`);
+  return undefined;
+}
