@@ -45,6 +45,12 @@ export interface Delivery extends Job {
   reject(requeue: boolean, reason?: string): Promise<void>;
   /** the job is still running (a touch frame): brokers with locks renew them (Service Bus) */
   touch?(): Promise<void>;
+  /**
+   * false once the connection, channel or link the message came on is gone: the broker hands the
+   * message out again by itself, so a retry or dead-letter copy published now would be a duplicate.
+   * Absent (memory) means always live.
+   */
+  live?(): boolean;
 }
 
 /** A job to publish (push, follow-up, retry, requeue, dead letter to a pipeline). */

@@ -223,6 +223,13 @@ export class Pipeline {
   }
 
   private publishFollowUp(parent: Delivery, frame: PublishFrame, traceparent: string | undefined): Promise<void> {
+    if (parent.live?.() === false) {
+      // the parent's connection is gone, so the broker hands the parent out again and its next run
+      // publishes this follow-up again: publishing it now would only make a duplicate
+      const p = Promise.reject(new JobrunnerError('E_STALE_DELIVERY', `follow-up of job ${parent.id} not published: the connection the job came on is gone`));
+      p.catch(() => undefined);
+      return p;
+    }
     const out = followUpJob(frame, traceparent);
     const p = this.opts.publishTo(frame.pipeline, out);
     // a rejected follow-up fails the parent at settlement; keep it from being an unhandled rejection meanwhile

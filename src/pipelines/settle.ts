@@ -29,6 +29,7 @@ export async function settle(ctx: SettleContext, d: Delivery, outcome: JobOutcom
           const results = await Promise.allSettled(publishes);
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed) {
+            if (gone(ctx, d)) return;
             await fail(ctx, d, `follow-up publish failed: ${errorMessage(failed.reason)}`);
             return;
           }
@@ -75,6 +76,16 @@ export async function settle(ctx: SettleContext, d: Delivery, outcome: JobOutcom
   }
 }
 
+/**
+ * The delivery's connection is gone: the broker already hands the message out again, so publishing a
+ * retry or dead-letter copy now would make a second one (found by the connection-cut fault test).
+ */
+function gone(ctx: SettleContext, d: Delivery): boolean {
+  if (d.live === undefined || d.live()) return false;
+  ctx.logger.warn({ pipeline: ctx.config.name, job_id: d.id }, 'result dropped: the connection it came on is gone, the broker redelivers the message');
+  return true;
+}
+
 function count(ctx: SettleContext, outcome: JobOutcomeLabel): void {
   ctx.metrics.count(outcome);
 }
@@ -115,6 +126,7 @@ async function requeue(ctx: SettleContext, d: Delivery, reason: string, delayMs:
 /** Publishes the job again (confirmed), then acks the original; a failed publish releases the original. */
 async function republish(ctx: SettleContext, d: Delivery, outcome: 'retry' | 'requeue', delayMs: number, headers?: Record<string, string[]>): Promise<void> {
   const name = ctx.config.name;
+  if (gone(ctx, d)) return;
   try {
     // through publishTo: counted in published_total and traced (a PRODUCER span) like every publish
     await ctx.publishTo(name, againJob(d, name, { delayMs, attempt: d.attempt + 1, headers }));
@@ -134,6 +146,7 @@ async function deadLetter(ctx: SettleContext, d: Delivery, reason: string): Prom
   const { config } = ctx;
   const target = config.deadLetter?.pipeline;
   if (target) {
+    if (gone(ctx, d)) return;
     try {
       // publishTo counts it in published_total
       await ctx.publishTo(target, deadLetterJob(d, config.name, target, reason));

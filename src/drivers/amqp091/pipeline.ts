@@ -324,6 +324,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
       ...job,
       ack: () => c.settle(msg, 'ack'),
       reject: (requeue: boolean) => c.settle(msg, { requeue }),
+      live: () => c.alive,
     };
     const handler = this.onDelivery;
     if (handler === undefined) {

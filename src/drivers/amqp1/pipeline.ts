@@ -326,6 +326,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
       ...job,
       ack: async () => finish({ kind: 'accepted' }),
       reject: async (requeue: boolean, reason?: string) => finish(rejectOutcome(kind, requeue, reason)),
+      live: () => this.rx === state && state.open && this.conn.liveConnection() === state.live,
     };
     if (kind === 'servicebus') {
       const lockToken = rd.tag;
