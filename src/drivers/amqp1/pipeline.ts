@@ -26,10 +26,19 @@ interface ReceiverState {
   /** deliveries handed out and not settled yet */
   unsettled: number;
   open: boolean;
-  /** settlements in order (see settleInOrder) */
-  chain: Promise<void>;
-  /** the outcome kind written in the current tick, if any */
-  tickOutcome?: Outcome['kind'] | undefined;
+  /** accepted settlements waiting for the next flush (see settleInOrder) */
+  accepts: PendingSettle[];
+  /** other outcomes, each flushed alone */
+  others: PendingSettle[];
+  flushScheduled: boolean;
+}
+
+interface PendingSettle {
+  rd: RheaDelivery;
+  outcome: Outcome;
+  id: string;
+  done: () => void;
+  fail: (err: Error) => void;
 }
 
 interface SenderState {
@@ -146,10 +155,11 @@ export class Amqp1Pipeline implements BrokerPipeline {
     if (this.reattachTimer !== undefined) clearTimeout(this.reattachTimer);
     this.reattachTimer = undefined;
     const rx = this.rx;
-    // drain: the broker sends nothing more, the link stays so held deliveries can still be settled
+    // stop the flow: the broker sends nothing more, the link stays so held deliveries can still be settled
     if (rx !== undefined && rx.open) {
       try {
-        rx.receiver.drain_credit();
+        if (this.kind(rx.live) === 'rabbitmq3') revokeCredit(rx.receiver);
+        else rx.receiver.drain_credit();
       } catch {
         // the link is going away
       }
@@ -235,7 +245,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
       // RabbitMQ and Service Bus settle on our disposition (rcv_settle_mode first)
       rcv_settle_mode: 0,
     });
-    const state: ReceiverState = { live, session, receiver, unsettled: 0, open: false, chain: Promise.resolve() };
+    const state: ReceiverState = { live, session, receiver, unsettled: 0, open: false, accepts: [], others: [], flushScheduled: false };
     this.rx = state;
     const opened = deferred<void>();
     receiver.on('receiver_open', () => {
@@ -304,7 +314,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
     state.unsettled += 1;
     if (!this.consuming || this.onDelivery === undefined) {
       // arrived after cancel(): give it back at once
-      this.settle(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false });
+      this.settleInOrder(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false }, 'late').catch(() => undefined);
       return;
     }
     const job = decodeMessage(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue });
@@ -352,25 +362,48 @@ export class Amqp1Pipeline implements BrokerPipeline {
   }
 
   /**
-   * rhea 3.0.5 writes the dispositions of one tick as ranges and gives a range the first delivery's
-   * outcome even when the next one differs (write_dispositions merges when first === last): an ack
-   * and a reject settled in the same tick would both go out as the ack. So only accepted outcomes
-   * share a tick; any other outcome waits for the next macrotask, after rhea has flushed.
+   * Settlements are written in batches, one batch per turn of the event loop (setImmediate), for two
+   * reasons. rhea 3.0.5 writes the dispositions of one tick as ranges and gives a range the first
+   * delivery's outcome even when the next one differs (write_dispositions merges when first === last):
+   * an ack and a reject settled in the same tick would both go out as the ack. So accepted outcomes
+   * share a batch and any other outcome goes alone in a batch of its own. And rhea merges only
+   * consecutive delivery ids: the answers of several workers come in separate I/O callbacks (worker A
+   * acks 1, 3, 5, worker B 2, 4, 6), so settling each at once made one disposition frame per message;
+   * gathered until the loop's check phase and sorted, they go out as a few ranges (issue 7).
    */
   private settleInOrder(state: ReceiverState, rd: RheaDelivery, outcome: Outcome, id: string): Promise<void> {
-    const run = async (): Promise<void> => {
-      const shareable = outcome.kind === 'accepted' && (state.tickOutcome === undefined || state.tickOutcome === 'accepted');
-      if (state.tickOutcome !== undefined && !shareable) await new Promise<void>((r) => setImmediate(r));
-      if (this.rx !== state || !state.open || this.conn.liveConnection() !== state.live) {
-        throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
+    return new Promise<void>((done, fail) => {
+      (outcome.kind === 'accepted' ? state.accepts : state.others).push({ rd, outcome, id, done, fail });
+      this.scheduleFlush(state);
+    });
+  }
+
+  private scheduleFlush(state: ReceiverState): void {
+    if (state.flushScheduled) return;
+    state.flushScheduled = true;
+    setImmediate(() => this.flushSettlements(state));
+  }
+
+  private flushSettlements(state: ReceiverState): void {
+    state.flushScheduled = false;
+    const live = this.rx === state && state.open && this.conn.liveConnection() === state.live;
+    let batch: PendingSettle[];
+    if (state.accepts.length > 0) {
+      batch = state.accepts;
+      state.accepts = [];
+      if (batch.length > 1) batch.sort((a, b) => a.rd.id - b.rd.id);
+    } else {
+      batch = state.others.splice(0, 1);
+    }
+    for (const p of batch) {
+      if (!live) {
+        p.fail(new JobrunnerError('E_STALE_DELIVERY', `delivery ${p.id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`));
+        continue;
       }
-      this.settle(state, rd, outcome);
-      if (state.tickOutcome === undefined) setImmediate(() => (state.tickOutcome = undefined));
-      state.tickOutcome = outcome.kind === 'accepted' && (state.tickOutcome ?? 'accepted') === 'accepted' ? 'accepted' : outcome.kind;
-    };
-    const p = state.chain.then(run);
-    state.chain = p.catch(() => undefined);
-    return p;
+      this.settle(state, p.rd, p.outcome);
+      p.done();
+    }
+    if (state.accepts.length > 0 || state.others.length > 0) this.scheduleFlush(state);
   }
 
   private settle(state: ReceiverState, rd: RheaDelivery, outcome: Outcome): void {
@@ -536,4 +569,17 @@ function errorFor(why: string, address: string, pipeline: string): JobrunnerErro
 function describeState(delivery: RheaDelivery | undefined): string {
   const state = delivery?.remote_state as { error?: unknown } | undefined;
   return state?.error === undefined ? '' : `: ${describeAmqpError(state.error)}`;
+}
+
+/**
+ * Sets the link credit to 0 (AMQP 1.0 2.6.7: the receiver may lower the credit it granted). Used instead
+ * of a drain on RabbitMQ 3.x, whose AMQP 1.0 plugin ends the whole session when it answers a drain
+ * (`function_clause` in rabbit_classic_queue send_drained, seen on 3.10): the settlements of the jobs
+ * still held went down with it. rhea has no call for it, so its fields are set as its flow() does.
+ */
+function revokeCredit(receiver: Receiver): void {
+  const r = receiver as unknown as { credit: number; issue_flow: boolean; connection: { _register(): void } };
+  r.credit = 0;
+  r.issue_flow = true;
+  r.connection._register();
 }
