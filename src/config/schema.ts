@@ -1,10 +1,12 @@
-// The JSON Schema (schemas/config.schema.json, the one source of truth) compiled with ajv, and ajv's
-// errors turned into problems a person can act on: place in the file, dotted path, plain words.
+// The JSON Schema (schemas/config.schema.json, the one source of truth) as a validator precompiled with
+// ajv's standalone code generation (config-validator.generated.ts, made by scripts/gen-config-validator.mjs;
+// ajv's compiler is not loaded at run time), and ajv's errors turned into problems a person can act on:
+// place in the file, dotted path, plain words.
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { parseDuration } from '../shared/duration.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import generatedValidate from './config-validator.generated.js';
 import { dottedPath, nearest, type Problem } from './problems.js';
 import { locate, type ParsedYaml } from './yaml.js';
 
@@ -14,7 +16,6 @@ export function packageRoot(): string {
 }
 
 let schemaCache: Record<string, unknown> | undefined;
-let validateCache: ValidateFunction | undefined;
 
 /** The parsed JSON Schema (a fresh deep copy each call: callers may print or change it). */
 export function configSchema(): Record<string, unknown> {
@@ -22,14 +23,11 @@ export function configSchema(): Record<string, unknown> {
   return structuredClone(schemaCache);
 }
 
-// coerceTypes: like RoadRunner's weakly typed decoding, `prefetch: "16"` is 16 and `token: 12345` the
-// string "12345" (a token from ${VAR} may be all digits); what cannot be converted is still an error.
+// Compiled from the schema with allErrors, useDefaults, verbose and coerceTypes (like RoadRunner's weakly
+// typed decoding, `prefetch: "16"` is 16 and `token: 12345` the string "12345"; what cannot be converted
+// is still an error) and the `duration` format of formats.ts: see scripts/gen-config-validator.mjs.
 function validator(): ValidateFunction {
-  if (validateCache) return validateCache;
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, verbose: true, allowUnionTypes: true, strictTypes: false, strictRequired: false });
-  ajv.addFormat('duration', { type: 'string', validate: (s: string) => parseDuration(s) !== undefined });
-  validateCache = ajv.compile(configSchema());
-  return validateCache;
+  return generatedValidate as unknown as ValidateFunction;
 }
 
 export const SUPPORTED_DRIVERS = 'amqp091 (alias amqp), amqp1, memory';
