@@ -317,41 +317,21 @@ export class Amqp1Pipeline implements BrokerPipeline {
       this.settleInOrder(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false }, 'late').catch(() => undefined);
       return;
     }
-    const job = decodeMessage(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue });
-    let settled = false;
-    let renewTimer: NodeJS.Timeout | undefined;
-    const check = (): void => {
-      if (settled) throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${job.id} of ${this.name} is settled already`);
-      if (this.rx !== state || !state.open || this.conn.liveConnection() !== state.live) {
-        throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${job.id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
-      }
-    };
-    const finish = (outcome: Outcome): Promise<void> => {
-      check();
-      settled = true;
-      if (renewTimer !== undefined) clearTimeout(renewTimer);
-      return this.settleInOrder(state, rd, outcome, job.id);
-    };
-    const delivery: Delivery = {
-      ...job,
-      ack: async () => finish({ kind: 'accepted' }),
-      reject: async (requeue: boolean, reason?: string) => finish(rejectOutcome(kind, requeue, reason)),
-      live: () => this.rx === state && state.open && this.conn.liveConnection() === state.live,
-    };
+    const delivery = new Amqp1Delivery(this, state, rd, kind, decodeMessage(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue }));
     if (kind === 'servicebus') {
       const lockToken = rd.tag;
       const renew = async (): Promise<void> => {
-        check();
+        this.checkOpen(delivery);
         const until = await this.renewLock(state.live, lockToken);
-        if (!settled) schedule(until);
+        if (!delivery.settled) schedule(until);
       };
       const schedule = (until: number | undefined): void => {
-        if (renewTimer !== undefined) clearTimeout(renewTimer);
+        if (delivery.renewTimer !== undefined) clearTimeout(delivery.renewTimer);
         const wait = until === undefined ? 10_000 : Math.max(500, (until - Date.now()) / 2);
-        renewTimer = setTimeout(() => {
-          renew().catch((err) => this.logger.warn({ err: errorMessage(err), id: job.id }, 'amqp1 lock renewal failed'));
+        delivery.renewTimer = setTimeout(() => {
+          renew().catch((err) => this.logger.warn({ err: errorMessage(err), id: delivery.id }, 'amqp1 lock renewal failed'));
         }, wait);
-        renewTimer.unref();
+        delivery.renewTimer.unref();
       };
       const lockedUntil = message.message_annotations?.['x-opt-locked-until'];
       schedule(lockedUntil instanceof Date ? lockedUntil.getTime() : typeof lockedUntil === 'number' ? lockedUntil : undefined);
@@ -359,6 +339,31 @@ export class Amqp1Pipeline implements BrokerPipeline {
     }
     void address;
     this.onDelivery(delivery);
+  }
+
+  /** @internal the receiver a delivery came on is still the one in use, on the live connection */
+  isLive(state: ReceiverState): boolean {
+    return this.rx === state && state.open && this.conn.liveConnection() === state.live;
+  }
+
+  /** @internal throws E_STALE_DELIVERY when the delivery cannot be settled or renewed any more */
+  checkOpen(d: Amqp1Delivery): void {
+    if (d.settled) throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${d.id} of ${this.name} is settled already`);
+    if (!this.isLive(d.state)) {
+      throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${d.id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
+    }
+  }
+
+  /** @internal settles a delivery once (ack / reject) */
+  finishDelivery(d: Amqp1Delivery, outcome: Outcome): Promise<void> {
+    try {
+      this.checkOpen(d);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    d.settled = true;
+    if (d.renewTimer !== undefined) clearTimeout(d.renewTimer);
+    return this.settleInOrder(d.state, d.rd, outcome, d.id);
   }
 
   /**
@@ -386,7 +391,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
 
   private flushSettlements(state: ReceiverState): void {
     state.flushScheduled = false;
-    const live = this.rx === state && state.open && this.conn.liveConnection() === state.live;
+    const live = this.isLive(state);
     let batch: PendingSettle[];
     if (state.accepts.length > 0) {
       batch = state.accepts;
@@ -582,4 +587,61 @@ function revokeCredit(receiver: Receiver): void {
   r.credit = 0;
   r.issue_flow = true;
   r.connection._register();
+}
+
+const ACCEPTED: Outcome = { kind: 'accepted' };
+
+/**
+ * A received message as the pipeline's Delivery: the decoded job fields, settled through its pipeline.
+ * A class rather than an object literal with closures: one allocation per message on the hot path.
+ */
+class Amqp1Delivery implements Delivery {
+  readonly id: string;
+  readonly job: string;
+  readonly body: Buffer;
+  readonly headers: Delivery['headers'];
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly queue: string;
+  declare contentType?: string;
+  declare priority?: number;
+  declare traceparent?: string;
+  declare messageId?: string;
+  declare invalid?: string;
+  declare touch?: () => Promise<void>;
+  settled = false;
+  renewTimer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    private readonly pipe: Amqp1Pipeline,
+    readonly state: ReceiverState,
+    readonly rd: RheaDelivery,
+    private readonly kind: BrokerKind,
+    j: ReturnType<typeof decodeMessage>,
+  ) {
+    this.id = j.id;
+    this.job = j.job;
+    this.body = j.body;
+    this.headers = j.headers;
+    this.attempt = j.attempt;
+    this.redelivered = j.redelivered;
+    this.queue = j.queue;
+    if (j.contentType !== undefined) this.contentType = j.contentType;
+    if (j.priority !== undefined) this.priority = j.priority;
+    if (j.traceparent !== undefined) this.traceparent = j.traceparent;
+    if (j.messageId !== undefined) this.messageId = j.messageId;
+    if (j.invalid !== undefined) this.invalid = j.invalid;
+  }
+
+  ack(): Promise<void> {
+    return this.pipe.finishDelivery(this, ACCEPTED);
+  }
+
+  reject(requeue: boolean, reason?: string): Promise<void> {
+    return this.pipe.finishDelivery(this, rejectOutcome(this.kind, requeue, reason));
+  }
+
+  live(): boolean {
+    return this.pipe.isLive(this.state);
+  }
 }
