@@ -53,6 +53,44 @@ export interface Delivery extends Job {
   live?(): boolean;
 }
 
+/**
+ * The Job fields of a delivery, copied once from a decoded job; each driver extends it with how the
+ * message is settled. A class rather than an object spread with closures: one allocation per message
+ * on the hot path (issue 7).
+ */
+export abstract class DeliveryBase implements Delivery {
+  readonly id: string;
+  readonly job: string;
+  readonly body: Buffer;
+  readonly headers: Headers;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  readonly queue: string;
+  declare contentType?: string;
+  declare priority?: number;
+  declare traceparent?: string;
+  declare messageId?: string;
+  declare invalid?: string;
+
+  constructor(j: Job & { invalid?: string }) {
+    this.id = j.id;
+    this.job = j.job;
+    this.body = j.body;
+    this.headers = j.headers;
+    this.attempt = j.attempt;
+    this.redelivered = j.redelivered;
+    this.queue = j.queue;
+    if (j.contentType !== undefined) this.contentType = j.contentType;
+    if (j.priority !== undefined) this.priority = j.priority;
+    if (j.traceparent !== undefined) this.traceparent = j.traceparent;
+    if (j.messageId !== undefined) this.messageId = j.messageId;
+    if (j.invalid !== undefined) this.invalid = j.invalid;
+  }
+
+  abstract ack(): Promise<void>;
+  abstract reject(requeue: boolean, reason?: string): Promise<void>;
+}
+
 /** A job to publish (push, follow-up, retry, requeue, dead letter to a pipeline). */
 export interface OutgoingJob {
   id: string;

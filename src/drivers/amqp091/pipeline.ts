@@ -7,7 +7,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Amqp091PipelineOptions, PipelineConfig } from '../../config/types.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
-import type { BrokerPipeline, Delivery, OutgoingJob } from '../driver.js';
+import { DeliveryBase, type BrokerPipeline, type Delivery, type OutgoingJob } from '../driver.js';
 import { decodeMessage } from './codec.js';
 import { encodeJob } from './codec.js';
 import type { Amqp091Connection, Session } from './connection.js';
@@ -320,12 +320,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
     }
     c.unsettled.add(msg.fields.deliveryTag);
     const job = decodeMessage(msg, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue });
-    const delivery: Delivery = {
-      ...job,
-      ack: () => c.settle(msg, 'ack'),
-      reject: (requeue: boolean) => c.settle(msg, { requeue }),
-      live: () => c.alive,
-    };
+    const delivery = new Amqp091Delivery(c, msg, job);
     const handler = this.onDelivery;
     if (handler === undefined) {
       void c.settle(msg, { requeue: true }).catch(() => undefined);
@@ -336,6 +331,30 @@ export class Amqp091Pipeline implements BrokerPipeline {
     } catch (err) {
       this.conn.logger.error({ pipeline: this.name }, `delivery handler threw: ${errorMessage(err)}`);
     }
+  }
+}
+
+/**
+ * A delivery as the pipeline's Delivery: the decoded job fields, settled on the channel it came on. */
+class Amqp091Delivery extends DeliveryBase {
+  constructor(
+    private readonly c: ConsumerChannel,
+    private readonly msg: ConsumeMessage,
+    j: ReturnType<typeof decodeMessage>,
+  ) {
+    super(j);
+  }
+
+  ack(): Promise<void> {
+    return this.c.settle(this.msg, 'ack');
+  }
+
+  reject(requeue: boolean): Promise<void> {
+    return this.c.settle(this.msg, { requeue });
+  }
+
+  live(): boolean {
+    return this.c.alive;
   }
 }
 

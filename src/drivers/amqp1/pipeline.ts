@@ -5,7 +5,7 @@
 
 import type { Receiver, Delivery as RheaDelivery, Sender, Session } from 'rhea';
 import type { PipelineConfig, Amqp1PipelineOptions } from '../../config/types.js';
-import type { BrokerPipeline, Delivery, OutgoingJob } from '../driver.js';
+import { DeliveryBase, type BrokerPipeline, type Delivery, type OutgoingJob } from '../driver.js';
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
@@ -591,23 +591,8 @@ function revokeCredit(receiver: Receiver): void {
 
 const ACCEPTED: Outcome = { kind: 'accepted' };
 
-/**
- * A received message as the pipeline's Delivery: the decoded job fields, settled through its pipeline.
- * A class rather than an object literal with closures: one allocation per message on the hot path.
- */
-class Amqp1Delivery implements Delivery {
-  readonly id: string;
-  readonly job: string;
-  readonly body: Buffer;
-  readonly headers: Delivery['headers'];
-  readonly attempt: number;
-  readonly redelivered: boolean;
-  readonly queue: string;
-  declare contentType?: string;
-  declare priority?: number;
-  declare traceparent?: string;
-  declare messageId?: string;
-  declare invalid?: string;
+/** A received message as the pipeline's Delivery: the decoded job fields, settled through its pipeline. */
+class Amqp1Delivery extends DeliveryBase {
   declare touch?: () => Promise<void>;
   settled = false;
   renewTimer: NodeJS.Timeout | undefined = undefined;
@@ -619,18 +604,7 @@ class Amqp1Delivery implements Delivery {
     private readonly kind: BrokerKind,
     j: ReturnType<typeof decodeMessage>,
   ) {
-    this.id = j.id;
-    this.job = j.job;
-    this.body = j.body;
-    this.headers = j.headers;
-    this.attempt = j.attempt;
-    this.redelivered = j.redelivered;
-    this.queue = j.queue;
-    if (j.contentType !== undefined) this.contentType = j.contentType;
-    if (j.priority !== undefined) this.priority = j.priority;
-    if (j.traceparent !== undefined) this.traceparent = j.traceparent;
-    if (j.messageId !== undefined) this.messageId = j.messageId;
-    if (j.invalid !== undefined) this.invalid = j.invalid;
+    super(j);
   }
 
   ack(): Promise<void> {
