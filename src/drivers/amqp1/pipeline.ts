@@ -408,6 +408,8 @@ export class Amqp1Pipeline implements BrokerPipeline {
       this.settle(state, p.rd, p.outcome);
       p.done();
     }
+    // credit back for what this batch freed, while consuming
+    if (live && this.consuming) this.topUpCredit(state, false);
     if (state.accepts.length > 0 || state.others.length > 0) this.scheduleFlush(state);
   }
 
@@ -440,8 +442,6 @@ export class Amqp1Pipeline implements BrokerPipeline {
       }
     }
     state.unsettled = Math.max(0, state.unsettled - 1);
-    // credit back as settlements free the window, while consuming
-    if (this.consuming && state.open && this.rx === state) this.topUpCredit(state, false);
   }
 
   private async renewLock(live: LiveConnection, lockToken: Buffer | string): Promise<number | undefined> {
