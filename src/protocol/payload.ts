@@ -55,7 +55,9 @@ export function bodyToPayload(body: Buffer, _contentType?: string): EncodedPaylo
     return { payload: text, encoding: 'text' };
   }
   // A raw CR or LF (JSON whitespace between tokens) would end the frame line: re-encode those bodies.
-  if (text.indexOf('\n') === -1 && text.indexOf('\r') === -1) return { payload: new RawJson(text, value), encoding: 'json' };
+  // The parsed value is not kept: it would live as long as the job (copied by every young-generation GC
+  // meanwhile) and is almost never read again; RawJson parses again if it is (issue 7).
+  if (text.indexOf('\n') === -1 && text.indexOf('\r') === -1) return { payload: new RawJson(text), encoding: 'json' };
   return { payload: value, encoding: 'json' };
 }
 

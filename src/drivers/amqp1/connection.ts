@@ -17,6 +17,9 @@ import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
 import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { Amqp1Pipeline } from './pipeline.js';
+import { quietDisabledRheaLoggers } from './credit.js';
+
+quietDisabledRheaLoggers();
 
 export interface Amqp1ConnectionOptions {
   config: Amqp1ConnectionConfig;
