@@ -97,7 +97,11 @@ export function headerValueToStrings(value: unknown): string[] {
 export function mergeHeaders(...sources: Headers[]): Headers {
   const out: Headers = {};
   for (const src of sources) {
-    for (const [k, v] of Object.entries(src)) out[k] = [...(out[k] ?? []), ...v];
+    for (const k of Object.keys(src)) {
+      const v = src[k] as string[];
+      const prev = out[k];
+      out[k] = prev === undefined ? v.slice() : prev.concat(v);
+    }
   }
   return out;
 }

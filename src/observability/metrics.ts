@@ -8,7 +8,7 @@ export type JobOutcomeLabel = 'ack' | 'retry' | 'dead_letter' | 'requeue' | 'rel
 /** Buckets for jobs from 1 ms to 10 min. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
-/** One pipeline's per-job metrics with their label sets resolved once (no label hashing per message). */
+/** One pipeline's per-job metrics: counts kept as plain numbers until a scrape, the histogram observed as it goes. */
 export interface PipelineMetrics {
   inFlight: { inc(): void; dec(): void };
   duration: { observe(seconds: number): void };
@@ -28,18 +28,27 @@ export class Metrics {
   readonly queueReady = new Gauge({ name: 'jobrunner_queue_ready_messages', help: 'Messages ready in the queue, polled from the broker', labelNames: ['pipeline'], registers: [this.registry] });
 
   forPipeline(pipeline: string): PipelineMetrics {
-    const outcomes = new Map<JobOutcomeLabel, { inc(): void }>();
+    // The per-job counts are plain numbers handed to prom-client before each scrape: every labelled
+    // prom-client call builds its label key again, four times a job (issue 7). The duration histogram
+    // is observed as it happens (its buckets need each value).
+    const counts = new Map<JobOutcomeLabel, number>();
+    const pushed = new Map<JobOutcomeLabel, number>();
+    let inFlight = 0;
+    this.onCollect(() => {
+      this.jobsInFlight.set({ pipeline }, inFlight);
+      for (const [outcome, n] of counts) {
+        const delta = n - (pushed.get(outcome) ?? 0);
+        if (delta > 0) this.jobsTotal.inc({ pipeline, outcome }, delta);
+        pushed.set(outcome, n);
+      }
+    });
     return {
-      inFlight: this.jobsInFlight.labels({ pipeline }),
-      duration: this.jobDuration.labels({ pipeline }),
-      count: (outcome) => {
-        let c = outcomes.get(outcome);
-        if (c === undefined) {
-          c = this.jobsTotal.labels({ pipeline, outcome });
-          outcomes.set(outcome, c);
-        }
-        c.inc();
+      inFlight: {
+        inc: () => void inFlight++,
+        dec: () => void inFlight--,
       },
+      duration: this.jobDuration.labels({ pipeline }),
+      count: (outcome) => void counts.set(outcome, (counts.get(outcome) ?? 0) + 1),
     };
   }
 

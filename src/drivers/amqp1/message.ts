@@ -71,12 +71,13 @@ export function decodeMessage(message: Message, ctx: DecodeContext): DecodedJob 
     else invalid = decoded.error;
   }
   const plain: Headers = {};
-  for (const [k, v] of Object.entries(annotations)) plain[k] = headerValueToStrings(v);
-  for (const [k, v] of Object.entries(props)) {
+  for (const k of Object.keys(annotations)) plain[k] = headerValueToStrings(annotations[k]);
+  for (const k of Object.keys(props)) {
     if (RR_HEADER_NAMES.includes(k)) continue;
-    plain[k] = headerValueToStrings(v);
+    plain[k] = headerValueToStrings(props[k]);
   }
-  const headers = mergeHeaders(rrHeaders, plain);
+  // without rr_headers (most messages) there is nothing to merge: plain is this message's own object
+  const headers = Object.keys(rrHeaders).length === 0 ? plain : mergeHeaders(rrHeaders, plain);
 
   const messageId = message.message_id === undefined ? undefined : headerValueToStrings(message.message_id)[0];
   const priorDeliveries = typeof message.delivery_count === 'number' ? message.delivery_count : undefined;
