@@ -2,6 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import rhea from 'rhea';
 import { consumeAddress, detectBroker, publishAddress, rejectOutcome } from '../../src/drivers/amqp1/broker.js';
 import { decodeMessage, encodeJob } from '../../src/drivers/amqp1/message.js';
@@ -82,4 +83,27 @@ test('amqp1 connection options: SASL PLAIN from the URL-decoded user and passwor
   assert.equal(o['reconnect'], false);
   const v = connectionOptions('amqp://guest:guest@h:5673/prod', { containerId: 'c', idleTimeoutMs: 5000 }) as unknown as Record<string, unknown>;
   assert.equal(v['hostname'], 'vhost:prod');
+});
+
+test("rhea's debug loggers that DEBUG does not name become no-ops once the driver loads; named ones stay", () => {
+  // a fresh process per DEBUG value: the driver patches rhea's shared log module when it loads
+  const script = `
+    import { createRequire } from 'node:module';
+    await import(${JSON.stringify(new URL('../../src/drivers/amqp1/connection.ts', import.meta.url).href)});
+    const require = createRequire(${JSON.stringify(import.meta.url)});
+    const log = require(require.resolve('rhea').replace(/container\\.js$/, 'log.js'));
+    console.log(JSON.stringify(Object.fromEntries(Object.entries(log).map(([k, f]) => [k, String(f).includes('...args') ? 'debug' : 'noop']))));
+  `;
+  const run = (env: NodeJS.ProcessEnv): Record<string, string> => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, string>;
+  };
+  const { DEBUG: _unset, ...withoutDebug } = process.env;
+  const quiet = run(withoutDebug);
+  assert.ok(Object.keys(quiet).length >= 5, JSON.stringify(quiet));
+  assert.deepEqual(new Set(Object.values(quiet)), new Set(['noop']));
+  const framesOn = run({ ...withoutDebug, DEBUG: 'rhea:frames' });
+  assert.equal(framesOn['frames'], 'debug');
+  assert.equal(framesOn['events'], 'noop');
 });

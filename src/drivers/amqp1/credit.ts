@@ -65,6 +65,7 @@ export function quietDisabledRheaLoggers(): void {
   }
   const noop = (): void => undefined;
   for (const [name, fn] of Object.entries(log)) {
-    if (typeof fn === 'function' && fn.enabled === false) log[name] = noop;
+    // `enabled` is undefined, not false, for every logger while DEBUG is unset
+    if (typeof fn === 'function' && fn.enabled !== true) log[name] = noop;
   }
 }
