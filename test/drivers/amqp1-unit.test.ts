@@ -7,6 +7,7 @@ import rhea from 'rhea';
 import { consumeAddress, detectBroker, publishAddress, rejectOutcome } from '../../src/drivers/amqp1/broker.js';
 import { decodeMessage, encodeJob } from '../../src/drivers/amqp1/message.js';
 import { connectionOptions } from '../../src/drivers/amqp1/connection.js';
+import { installLeanDeliveries, leanDeliveriesInstalled, PATCHED_RHEA_VERSION } from '../../src/drivers/amqp1/rhea-deliveries.js';
 
 test('amqp1 detects RabbitMQ 3, RabbitMQ 4, Service Bus and generic brokers', () => {
   assert.equal(detectBroker({ product: 'RabbitMQ', version: '3.10.8' }, '127.0.0.1').kind, 'rabbitmq3');
@@ -106,4 +107,17 @@ test("rhea's debug loggers that DEBUG does not name become no-ops once the drive
   const framesOn = run({ ...withoutDebug, DEBUG: 'rhea:frames' });
   assert.equal(framesOn['frames'], 'debug');
   assert.equal(framesOn['events'], 'noop');
+});
+
+test('the lean rhea delivery patch recognises the pinned rhea and installs (a rhea upgrade must re-check it)', () => {
+  const container = rhea.create_container({ id: 'lean-deliveries-test' });
+  // never connects (port 1 refuses, no reconnect): only the session object is needed
+  const connection = container.connect({ host: '127.0.0.1', port: 1, reconnect: false });
+  connection.on('disconnected', () => undefined);
+  connection.on('connection_error', () => undefined);
+  const session = connection.create_session();
+  installLeanDeliveries(session);
+  assert.equal(leanDeliveriesInstalled(), true, `rhea ${PATCHED_RHEA_VERSION} expected; see src/drivers/amqp1/rhea-deliveries.ts`);
+  const onTransfer = String((Object.getPrototypeOf((session as unknown as { incoming: object }).incoming) as { on_transfer: unknown }).on_transfer);
+  assert.match(onTransfer, /new LeanDelivery/);
 });

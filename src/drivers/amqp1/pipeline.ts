@@ -14,6 +14,7 @@ import { consumeAddress, effectiveBroker, publishAddress, rejectOutcome, type Br
 import { decodeMessage, encodeJob, SCHEDULED_ENQUEUE_TIME } from './message.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
+import { installLeanDeliveries } from './rhea-deliveries.js';
 import { declareDelayQueue, declareRabbitTopology, rabbitReadyCount } from './topology.js';
 import type { Amqp1Connection, LiveConnection } from './connection.js';
 
@@ -236,6 +237,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
     const kind = this.kind(live);
     const address = consumeAddress(kind, this.options);
     const session = live.connection.create_session();
+    installLeanDeliveries(session);
     session.begin();
     const receiver = session.attach_receiver({
       name: `jobrunner-${this.name}-${live.generation}-${Date.now()}`,

@@ -1,0 +1,165 @@
+// rhea 3.0.5 builds each incoming delivery as an object literal carrying six fresh closures (update,
+// accept, release, reject, modified) and later `delete`s its `frames` property, which turns it into a
+// slow dictionary-mode object. A raw consumer settles at once and never notices; jobrunner holds every
+// delivery until its worker answers, so all of that survives young-generation collections (issue 7: a
+// sampling heap profile put ~1.5 KB per message in Incoming.on_transfer; with this patch the scavenges
+// of 100,000 messages went from ~126 taking ~470 ms to ~111 taking ~330 ms).
+//
+// installLeanDeliveries() gives rhea's Incoming an on_transfer that is rhea's own, line for line, except
+// that a delivery is an instance of LeanDelivery, whose methods live on its prototype, and `frames` is
+// set to undefined instead of deleted. It applies only to the rhea version it was copied from (the
+// source is checked too); anything else keeps rhea's own. Adapted from rhea/lib/session.js
+// (Apache License 2.0, Copyright 2015 Red Hat Inc.).
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+/** the rhea release whose Incoming.prototype.on_transfer this file reproduces */
+export const PATCHED_RHEA_VERSION = '3.0.5';
+
+/** rhea's internals are untyped */
+type Any = any;
+
+interface RheaInternals {
+  message: {
+    decode(data: Buffer): unknown;
+    accepted(): { described(): unknown };
+    released(): { described(): unknown };
+    rejected(fields: object): { described(): unknown };
+    modified(fields: object): { described(): unknown };
+  };
+  util: { is_defined(v: unknown): boolean };
+  version: string;
+}
+
+let state: 'unset' | 'installed' | 'skipped' = 'unset';
+
+/** whether the lean on_transfer is in place (for tests and the startup log) */
+export function leanDeliveriesInstalled(): boolean {
+  return state === 'installed';
+}
+
+function loadInternals(): RheaInternals | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const lib = dirname(require.resolve('rhea'));
+    const pkg = require(join(lib, '..', 'package.json')) as { version: string };
+    return { message: require(join(lib, 'message.js')), util: require(join(lib, 'util.js')), version: pkg.version };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Installs the lean on_transfer on the prototype of `session.incoming` (rhea's Incoming, shared by every
+ * session of the process), once. Does nothing on another rhea version or an on_transfer that does not
+ * look like the one this was copied from.
+ */
+export function installLeanDeliveries(session: unknown): void {
+  if (state !== 'unset') return;
+  const incoming = (session as { incoming?: object } | undefined)?.incoming;
+  if (incoming === undefined) return;
+  const proto = Object.getPrototypeOf(incoming) as { on_transfer?: unknown };
+  const rhea = loadInternals();
+  const original = typeof proto.on_transfer === 'function' ? String(proto.on_transfer) : '';
+  if (rhea === undefined || rhea.version !== PATCHED_RHEA_VERSION || !original.includes('current.accept = function') || !original.includes('delete current.frames')) {
+    state = 'skipped';
+    return;
+  }
+  const { message, util } = rhea;
+
+  class LeanDelivery {
+    id: Any;
+    tag: Any;
+    format: Any;
+    link: Any;
+    settled = false;
+    state: Any = undefined;
+    remote_settled: boolean;
+    remote_state: Any;
+    frames: Buffer[] | undefined;
+    incomplete: Any = undefined;
+    private readonly incoming: Any;
+
+    constructor(incoming: Any, receiver: Any, frame: Any) {
+      this.id = frame.performative.delivery_id;
+      this.tag = frame.performative.delivery_tag;
+      this.format = frame.performative.message_format;
+      this.link = receiver;
+      this.remote_settled = frame.performative.settled === undefined ? false : frame.performative.settled;
+      this.remote_state = frame.performative.state;
+      this.frames = [frame.payload];
+      this.incoming = incoming;
+    }
+
+    update(settled: boolean | undefined, deliveryState: unknown): void {
+      let settled_ = settled;
+      if (settled_ === undefined) {
+        settled_ = this.link.local.attach.rcv_settle_mode !== 1;
+      }
+      this.incoming.update(this, settled_, deliveryState);
+    }
+
+    accept(): void {
+      this.update(undefined, message.accepted().described());
+    }
+
+    release(params?: object): void {
+      if (params) {
+        this.update(undefined, message.modified(params).described());
+      } else {
+        this.update(undefined, message.released().described());
+      }
+    }
+
+    reject(error?: unknown): void {
+      this.update(undefined, message.rejected({ error }).described());
+    }
+
+    modified(params: object): void {
+      this.update(undefined, message.modified(params).described());
+    }
+  }
+
+  proto.on_transfer = function onTransfer(this: Any, frame: Any, receiver: Any): void {
+    this.next_transfer_id++;
+    if (receiver.is_remote_open()) {
+      if (this.next_delivery_id === undefined) {
+        this.next_delivery_id = frame.performative.delivery_id;
+      }
+      let current: Any;
+      if (receiver._incomplete) {
+        current = receiver._incomplete;
+        if (util.is_defined(frame.performative.delivery_id) && current.id !== frame.performative.delivery_id) {
+          throw Error('frame sequence error: delivery ' + current.id + ' not complete, got ' + frame.performative.delivery_id);
+        }
+        if (frame.payload) {
+          current.frames.push(frame.payload);
+        }
+      } else if (this.next_delivery_id === frame.performative.delivery_id) {
+        current = new LeanDelivery(this, receiver, frame);
+        this.deliveries.push(current);
+        this.next_delivery_id++;
+      } else {
+        throw Error('frame sequence error: expected ' + this.next_delivery_id + ', got ' + frame.performative.delivery_id);
+      }
+      current.incomplete = frame.performative.more;
+      if (current.incomplete) {
+        receiver._incomplete = current;
+      } else {
+        receiver._incomplete = undefined;
+        const data = current.frames.length === 1 ? current.frames[0] : Buffer.concat(current.frames);
+        current.frames = undefined;
+        if (receiver.credit > 0) receiver.credit--;
+        // rhea prints this with console.error; here it is a process warning (stderr all the same)
+        else process.emitWarning(`Received transfer when credit was ${receiver.credit}`, 'RheaWarning');
+        receiver.delivery_count++;
+        const msgctxt = current.format === 0 ? { message: message.decode(data), delivery: current } : { message: data, delivery: current, format: current.format };
+        receiver.dispatch('message', receiver._context(msgctxt));
+      }
+    } else {
+      throw Error('transfer after detach');
+    }
+  };
+  state = 'installed';
+}
