@@ -26,9 +26,7 @@ export function configSchema(): Record<string, unknown> {
 // Compiled from the schema with allErrors, useDefaults, verbose and coerceTypes (like RoadRunner's weakly
 // typed decoding, `prefetch: "16"` is 16 and `token: 12345` the string "12345"; what cannot be converted
 // is still an error) and the `duration` format of formats.ts: see scripts/gen-config-validator.mjs.
-function validator(): ValidateFunction {
-  return generatedValidate as unknown as ValidateFunction;
-}
+const validate = generatedValidate as unknown as ValidateFunction;
 
 export const SUPPORTED_DRIVERS = 'amqp091 (alias amqp), amqp1, memory';
 
@@ -37,7 +35,6 @@ export const SUPPORTED_DRIVERS = 'amqp091 (alias amqp), amqp1, memory';
  * in the file. Problems at paths in `skip` (an unset variable made them) are left out.
  */
 export function validateSchema(file: string, data: unknown, parsed: ParsedYaml): Problem[] {
-  const validate = validator();
   if (validate(data)) return [];
   const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if');
   // anyOf (command, urls): one message for the spot instead of one per branch

@@ -7,7 +7,7 @@ import rhea from 'rhea';
 import { consumeAddress, detectBroker, publishAddress, rejectOutcome } from '../../src/drivers/amqp1/broker.js';
 import { decodeMessage, encodeJob } from '../../src/drivers/amqp1/message.js';
 import { connectionOptions } from '../../src/drivers/amqp1/connection.js';
-import { installLeanDeliveries, leanDeliveriesInstalled, PATCHED_RHEA_VERSION } from '../../src/drivers/amqp1/rhea-deliveries.js';
+import { installLeanDeliveries, leanDeliveriesInstalled, PATCHED_RHEA_VERSION } from '../../src/drivers/amqp1/rhea-patches.js';
 
 test('amqp1 detects RabbitMQ 3, RabbitMQ 4, Service Bus and generic brokers', () => {
   assert.equal(detectBroker({ product: 'RabbitMQ', version: '3.10.8' }, '127.0.0.1').kind, 'rabbitmq3');
@@ -117,7 +117,7 @@ test('the lean rhea delivery patch recognises the pinned rhea and installs (a rh
   connection.on('connection_error', () => undefined);
   const session = connection.create_session();
   installLeanDeliveries(session);
-  assert.equal(leanDeliveriesInstalled(), true, `rhea ${PATCHED_RHEA_VERSION} expected; see src/drivers/amqp1/rhea-deliveries.ts`);
+  assert.equal(leanDeliveriesInstalled(), true, `rhea ${PATCHED_RHEA_VERSION} expected; see src/drivers/amqp1/rhea-patches.ts`);
   const onTransfer = String((Object.getPrototypeOf((session as unknown as { incoming: object }).incoming) as { on_transfer: unknown }).on_transfer);
   assert.match(onTransfer, /new LeanDelivery/);
 });

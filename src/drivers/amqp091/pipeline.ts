@@ -334,8 +334,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
   }
 }
 
-/**
- * A delivery as the pipeline's Delivery: the decoded job fields, settled on the channel it came on. */
+/** A delivery as the pipeline's Delivery: the decoded job fields, settled on the channel it came on. */
 class Amqp091Delivery extends DeliveryBase {
   constructor(
     private readonly c: ConsumerChannel,

@@ -17,7 +17,7 @@ import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
 import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { Amqp1Pipeline } from './pipeline.js';
-import { quietDisabledRheaLoggers } from './credit.js';
+import { quietDisabledRheaLoggers } from './rhea-patches.js';
 
 quietDisabledRheaLoggers();
 

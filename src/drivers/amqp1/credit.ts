@@ -1,8 +1,6 @@
-// Work-arounds for rhea 3.0.5: the receiver delivery-count and session transfer ids that explicit credit
-// depends on, and the cost of its disabled debug loggers on the per-message path.
+// Work-arounds for rhea 3.0.5's receiver delivery-count and session transfer ids, which explicit credit
+// depends on.
 
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import type { Receiver } from 'rhea';
 
 /**
@@ -45,27 +43,4 @@ export function wrapTransferIds(session: unknown): void {
   if (inc === undefined || inc.next_transfer_id < 2 ** 32) return;
   inc.next_transfer_id -= 2 ** 32;
   if (inc.max_transfer_id >= 2 ** 32) inc.max_transfer_id -= 2 ** 32;
-}
-
-type DebugFn = ((...args: unknown[]) => void) & { enabled?: boolean };
-
-/**
- * rhea logs through `debug` loggers several times per message (frames, events). A `debug` logger takes
- * its arguments as a rest array before it checks whether it is enabled: ~220 bytes of garbage per
- * message for nothing (heap profile, issue 7). The loggers that are off (DEBUG does not name them) are
- * replaced by a no-op; DEBUG=rhea:* keeps them all as they are. Called once, when the driver loads.
- */
-export function quietDisabledRheaLoggers(): void {
-  let log: Record<string, DebugFn>;
-  try {
-    const require = createRequire(import.meta.url);
-    log = require(join(dirname(require.resolve('rhea')), 'log.js')) as Record<string, DebugFn>;
-  } catch {
-    return; // another rhea layout: leave its logging alone
-  }
-  const noop = (): void => undefined;
-  for (const [name, fn] of Object.entries(log)) {
-    // `enabled` is undefined, not false, for every logger while DEBUG is unset
-    if (typeof fn === 'function' && fn.enabled !== true) log[name] = noop;
-  }
 }

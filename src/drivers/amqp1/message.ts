@@ -64,7 +64,7 @@ export function decodeMessage(message: Message, ctx: DecodeContext): DecodedJob 
   const { body, contentType: bodyType } = bodyOf(message);
 
   let invalid: string | undefined;
-  let rrHeaders: Headers = {};
+  let rrHeaders: Headers | undefined;
   if (props[RR_HEADERS] !== undefined && props[RR_HEADERS] !== null) {
     const decoded = decodeRrHeaders(props[RR_HEADERS]);
     if (decoded.ok) rrHeaders = decoded.headers;
@@ -77,7 +77,7 @@ export function decodeMessage(message: Message, ctx: DecodeContext): DecodedJob 
     plain[k] = headerValueToStrings(props[k]);
   }
   // without rr_headers (most messages) there is nothing to merge: plain is this message's own object
-  const headers = Object.keys(rrHeaders).length === 0 ? plain : mergeHeaders(rrHeaders, plain);
+  const headers = rrHeaders === undefined ? plain : mergeHeaders(rrHeaders, plain);
 
   const messageId = message.message_id === undefined ? undefined : headerValueToStrings(message.message_id)[0];
   const priorDeliveries = typeof message.delivery_count === 'number' ? message.delivery_count : undefined;

@@ -14,7 +14,7 @@ import { consumeAddress, effectiveBroker, publishAddress, rejectOutcome, type Br
 import { decodeMessage, encodeJob, SCHEDULED_ENQUEUE_TIME } from './message.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
-import { installLeanDeliveries } from './rhea-deliveries.js';
+import { installLeanDeliveries } from './rhea-patches.js';
 import { declareDelayQueue, declareRabbitTopology, rabbitReadyCount } from './topology.js';
 import type { Amqp1Connection, LiveConnection } from './connection.js';
 
@@ -27,7 +27,7 @@ interface ReceiverState {
   /** deliveries handed out and not settled yet */
   unsettled: number;
   open: boolean;
-  /** accepted settlements waiting for the next flush (see settleInOrder) */
+  /** accepted settlements waiting for the next flush (see queueSettlement) */
   accepts: PendingSettle[];
   /** other outcomes, each flushed alone */
   others: PendingSettle[];
@@ -316,7 +316,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
     state.unsettled += 1;
     if (!this.consuming || this.onDelivery === undefined) {
       // arrived after cancel(): give it back at once
-      this.settleInOrder(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false }, 'late').catch(() => undefined);
+      this.queueSettlement(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false }, 'late').catch(() => undefined);
       return;
     }
     const delivery = new Amqp1Delivery(this, state, rd, kind, decodeMessage(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue }));
@@ -352,8 +352,12 @@ export class Amqp1Pipeline implements BrokerPipeline {
   checkOpen(d: Amqp1Delivery): void {
     if (d.settled) throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${d.id} of ${this.name} is settled already`);
     if (!this.isLive(d.state)) {
-      throw new JobrunnerError('E_STALE_DELIVERY', `delivery ${d.id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
+      throw this.staleError(d.id);
     }
+  }
+
+  private staleError(id: string): JobrunnerError {
+    return new JobrunnerError('E_STALE_DELIVERY', `delivery ${id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`);
   }
 
   /** @internal settles a delivery once (ack / reject) */
@@ -365,7 +369,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
     }
     d.settled = true;
     if (d.renewTimer !== undefined) clearTimeout(d.renewTimer);
-    return this.settleInOrder(d.state, d.rd, outcome, d.id);
+    return this.queueSettlement(d.state, d.rd, outcome, d.id);
   }
 
   /**
@@ -378,7 +382,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
    * acks 1, 3, 5, worker B 2, 4, 6), so settling each at once made one disposition frame per message;
    * gathered until the loop's check phase and sorted, they go out as a few ranges (issue 7).
    */
-  private settleInOrder(state: ReceiverState, rd: RheaDelivery, outcome: Outcome, id: string): Promise<void> {
+  private queueSettlement(state: ReceiverState, rd: RheaDelivery, outcome: Outcome, id: string): Promise<void> {
     return new Promise<void>((done, fail) => {
       (outcome.kind === 'accepted' ? state.accepts : state.others).push({ rd, outcome, id, done, fail });
       this.scheduleFlush(state);
@@ -404,7 +408,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
     }
     for (const p of batch) {
       if (!live) {
-        p.fail(new JobrunnerError('E_STALE_DELIVERY', `delivery ${p.id} of ${this.name} belongs to a connection or link that is gone; the broker redelivers it`));
+        p.fail(this.staleError(p.id));
         continue;
       }
       this.settle(state, p.rd, p.outcome);
