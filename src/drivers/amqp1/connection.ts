@@ -17,9 +17,10 @@ import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
 import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { Amqp1Pipeline } from './pipeline.js';
-import { quietDisabledRheaLoggers } from './rhea-patches.js';
+import { installLeanFrames, quietDisabledRheaLoggers } from './rhea-patches.js';
 
 quietDisabledRheaLoggers();
+installLeanFrames();
 
 export interface Amqp1ConnectionOptions {
   config: Amqp1ConnectionConfig;

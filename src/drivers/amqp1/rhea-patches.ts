@@ -14,10 +14,16 @@
 // rhea's Incoming an on_transfer that is rhea's own, line for line, except that a delivery is an instance
 // of LeanDelivery, whose methods live on its prototype, and `frames` is set to undefined instead of
 // deleted. It applies only to the rhea version it was copied from (the source is checked too). Adapted
-// from rhea/lib/session.js (Apache License 2.0, Copyright 2015 Red Hat Inc.).
+// from rhea/lib/session.js (Apache License 2.0, Copyright 2015 Red Hat Inc.). The message of a complete
+// delivery is read by leanDecodeMessage (lean-decode.ts) and by rhea's message.decode when that declines.
+//
+// installLeanFrames(): rhea reads every frame through its general typed reader; transfer frames (one per
+// message) are read by leanReadTransferFrame instead, and every other frame, or a transfer it declines,
+// by rhea's frames.read_frame as before.
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { leanDecodeMessage, leanReadTransferFrame, type MessageShapes } from './lean-decode.js';
 
 /** the rhea release whose Incoming.prototype.on_transfer this file reproduces */
 export const PATCHED_RHEA_VERSION = '3.0.5';
@@ -28,6 +34,7 @@ type Any = any;
 interface RheaInternals {
   message: {
     decode(data: Buffer): unknown;
+    data_section(content: Buffer): unknown;
     accepted(): { described(): unknown };
     released(): { described(): unknown };
     rejected(fields: object): { described(): unknown };
@@ -38,10 +45,16 @@ interface RheaInternals {
 }
 
 let state: 'unset' | 'installed' | 'skipped' = 'unset';
+let framesState: 'unset' | 'installed' | 'skipped' = 'unset';
 
 /** whether the lean on_transfer is in place (for tests and the startup log) */
 export function leanDeliveriesInstalled(): boolean {
   return state === 'installed';
+}
+
+/** whether transfer frames are read by leanReadTransferFrame (for tests) */
+export function leanFramesInstalled(): boolean {
+  return framesState === 'installed';
 }
 
 /** a file of rhea's lib/ folder (rhea's package exports no such paths); throws when it is not there */
@@ -93,6 +106,8 @@ export function installLeanDeliveries(session: unknown): void {
     return;
   }
   const { message, util } = rhea;
+  const MessageClass = (message.decode(Buffer.alloc(0)) as object).constructor as new () => Record<string, unknown>;
+  const shapes: MessageShapes = { newMessage: () => new MessageClass(), dataSection: (content) => message.data_section(content) };
 
   class LeanDelivery {
     id: Any;
@@ -180,7 +195,7 @@ export function installLeanDeliveries(session: unknown): void {
         // rhea prints this with console.error; here it is a process warning (stderr all the same)
         else process.emitWarning(`Received transfer when credit was ${receiver.credit}`, 'RheaWarning');
         receiver.delivery_count++;
-        const msgctxt = current.format === 0 ? { message: message.decode(data), delivery: current } : { message: data, delivery: current, format: current.format };
+        const msgctxt = current.format === 0 ? { message: leanDecodeMessage(data, shapes) ?? message.decode(data), delivery: current } : { message: data, delivery: current, format: current.format };
         receiver.dispatch('message', receiver._context(msgctxt));
       }
     } else {
@@ -188,4 +203,31 @@ export function installLeanDeliveries(session: unknown): void {
     }
   };
   state = 'installed';
+}
+
+interface RheaFrames {
+  read_frame(buffer: Buffer): unknown;
+}
+
+/**
+ * Has rhea's Transport read transfer frames with leanReadTransferFrame (see the top of this file), once,
+ * process-wide. Does nothing on another rhea version or a Transport.read that does not call
+ * frames.read_frame the way the one checked against does.
+ */
+export function installLeanFrames(): void {
+  if (framesState !== 'unset') return;
+  framesState = 'skipped';
+  let frames: RheaFrames;
+  let transportRead: string;
+  try {
+    if (rheaLib<{ version: string }>('../package.json').version !== PATCHED_RHEA_VERSION) return;
+    frames = rheaLib('frames.js');
+    transportRead = String(rheaLib<{ prototype: { read: unknown } }>('transport.js').prototype.read);
+  } catch {
+    return;
+  }
+  if (typeof frames.read_frame !== 'function' || !transportRead.includes('frames.read_frame(slice)') || !transportRead.includes('frame.performative.dispatch(this.handler, frame)')) return;
+  const readFrame = frames.read_frame.bind(frames);
+  frames.read_frame = (buffer: Buffer): unknown => leanReadTransferFrame(buffer) ?? readFrame(buffer);
+  framesState = 'installed';
 }
