@@ -36,7 +36,8 @@ export async function settle(ctx: SettleContext, d: Delivery, outcome: JobOutcom
         }
         await d.ack();
         count(ctx, 'ack');
-        ctx.logger.debug({ pipeline: ctx.config.name, job_id: d.id, job: d.job, attempt: d.attempt }, 'job done');
+        // the fields object only when it is logged: this runs once per job (issue 7)
+        if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ pipeline: ctx.config.name, job_id: d.id, job: d.job, attempt: d.attempt }, 'job done');
         return;
       }
       case 'released':

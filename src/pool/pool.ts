@@ -126,7 +126,7 @@ class Pool extends EventEmitter implements WorkerPool {
   run(frame: JobFrame, callbacks: JobCallbacks): Promise<JobOutcome> {
     if (this.stopRequested) return Promise.resolve(RELEASED);
     return new Promise<JobOutcome>((resolve) => {
-      const job: PendingJob = { frame, callbacks, resolve, queuedAt: Date.now(), deadline: 0, worker: undefined, settled: false };
+      const job: PendingJob = { id: frame.id, frame, callbacks, resolve, queuedAt: Date.now(), deadline: 0, worker: undefined, settled: false };
       if (this.queueHead === this.queue.length && this.tryDispatch(job)) return;
       this.queue.push(job);
       if (this.allocateTimer === undefined && this.cfg.allocateTimeoutMs > 0) {
@@ -218,7 +218,7 @@ class Pool extends EventEmitter implements WorkerPool {
       }
       const load = w.jobs.size;
       // two jobs with one id on one worker could not be told apart: keep them on different workers
-      if (load < bestLoad && !w.jobs.has(job.frame.id)) {
+      if (load < bestLoad && !w.jobs.has(job.id)) {
         best = w;
         bestLoad = load;
         if (load === 0) break;
@@ -230,6 +230,8 @@ class Pool extends EventEmitter implements WorkerPool {
   }
 
   private assign(w: WorkerProcess, job: PendingJob): void {
+    const frame = job.frame;
+    if (frame === undefined) return; // written already (cannot happen: a job is assigned once)
     if (this.cfg.execTtlMs > 0) {
       job.deadline = Date.now() + this.cfg.execTtlMs;
       // many jobs start within one millisecond under load: format the time once per millisecond
@@ -237,18 +239,19 @@ class Pool extends EventEmitter implements WorkerPool {
         this.lastDeadline = job.deadline;
         this.lastDeadlineIso = new Date(job.deadline).toISOString();
       }
-      job.frame.deadline = this.lastDeadlineIso;
+      frame.deadline = this.lastDeadlineIso;
     }
     let line: string;
     try {
-      line = encodeFrame(job.frame);
+      line = encodeFrame(frame);
     } catch (err) {
       job.settled = true;
       job.resolve({ kind: 'failed', code: 'E_WORKER_PROTOCOL', error: `the job frame cannot be encoded: ${errorMessage(err)}` });
       return;
     }
+    job.frame = undefined;
     job.worker = w;
-    w.jobs.set(job.frame.id, job);
+    w.jobs.set(job.id, job);
     this.inFlight++;
     w.dispatched++;
     w.write(line);
@@ -312,7 +315,7 @@ class Pool extends EventEmitter implements WorkerPool {
     if (job.settled) return;
     job.settled = true;
     const w = job.worker;
-    if (w !== undefined && w.jobs.delete(job.frame.id)) this.inFlight--;
+    if (w !== undefined && w.jobs.delete(job.id)) this.inFlight--;
     job.resolve(outcome);
     if (w !== undefined && w.state === 'stopping' && w.exitReason === 'max_jobs' && w.jobs.size === 0) this.armRetireTimer(w);
   }
@@ -388,7 +391,7 @@ class Pool extends EventEmitter implements WorkerPool {
       for (const job of w.jobs.values()) if (job.deadline > 0 && job.deadline <= now) (late ??= []).push(job);
       if (late === undefined) continue;
       const ttl = this.cfg.execTtlMs;
-      this.log.warn({ pid: w.pid, jobs: late.map((j) => j.frame.id), execTtlMs: ttl }, 'job ran past exec_ttl; killing its worker');
+      this.log.warn({ pid: w.pid, jobs: late.map((j) => j.id), execTtlMs: ttl }, 'job ran past exec_ttl; killing its worker');
       this.kill(w, 'timeout', 'E_WORKER_CRASH', `worker ${w.pid} was killed: another job it held ran past exec_ttl`, late, 'E_WORKER_TIMEOUT', `job ran past exec_ttl (${ttl} ms); worker ${w.pid} killed`);
     }
   }

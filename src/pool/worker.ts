@@ -9,7 +9,10 @@ import type { JobCallbacks, JobOutcome, WorkerExitReason } from './types.js';
 
 /** A job the pool holds: queued, then on a worker until settled. */
 export interface PendingJob {
-  frame: JobFrame;
+  /** the job id (frame.id), kept after the frame is let go */
+  readonly id: string;
+  /** the frame until it is written: dropped then, so a running job does not keep its payload alive (issue 7) */
+  frame: JobFrame | undefined;
   callbacks: JobCallbacks;
   resolve: (outcome: JobOutcome) => void;
   /** ms epoch when run() was called (allocate_timeout) */

@@ -43,6 +43,8 @@ export function bodyOf(message: Message): { body: Buffer; contentType?: string }
   const b: unknown = message.body;
   if (isSection(b)) {
     if (b.typecode === DATA) {
+      // one data section (nearly every message): its bytes as they are, no copy
+      if (!b.multiple && Buffer.isBuffer(b.content)) return { body: b.content };
       const parts = b.multiple ? (b.content as unknown[]) : [b.content];
       return { body: Buffer.concat(parts.map(toBuffer)) };
     }
