@@ -76,9 +76,9 @@ async function measureOne(t: Target, c: ConsumerKind, work: string, withLatency:
       const yaml = daemonConfig(t.driver, t.url, queue, worker, await freePort(), c === 'defaults' ? undefined : TUNED);
       const daemon = await startDaemon(mkdtempSync(join(work, 'cfg-')), yaml, latencyDir, log);
       proc = daemon;
-      // idle RSS: V8's memory reducer gives back start-up garbage ~8-10 s after start, so the defaults
-      // row of the first run waits that long (the figure the target is about); other rows wait less
-      await sleep(c === 'defaults' && withLatency ? 12_000 : 1500);
+      // idle RSS: V8's memory reducer gives back start-up garbage ~8-10 s after start, so every daemon
+      // row of the first run (whose idle figure is the one reported) waits that long; later runs wait less
+      await sleep(withLatency ? 12_000 : 1500);
       row.idleRssMb = rssMb(daemon.pid).rss;
       await daemon.pause();
       await broker.fill(queue, N);

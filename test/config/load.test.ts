@@ -96,7 +96,7 @@ test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs'
   assert.deepEqual(opts, {
     prefetch: 100, priority: 10, redialTimeoutMs: 60_000, queue: '', exchange: 'amqp.default', exchangeType: 'direct',
     exchangeDurable: false, exchangeAutoDelete: false, exchangeDeclare: true, routingKey: '', durable: false,
-    queueAutoDelete: false, exclusive: false, deleteQueueOnStop: false, multipleAck: false, requeueOnFail: false,
+    queueAutoDelete: false, exclusive: false, deleteQueueOnStop: false, multipleAck: true, requeueOnFail: false,
     queueHeaders: {}, queueDeclare: true,
   });
   assert.deepEqual(m?.options, { prefetch: 10, priority: 10 });
