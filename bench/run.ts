@@ -28,9 +28,9 @@ const URL_310 = env.BENCH_URL_310 ?? 'amqp://guest:guest@127.0.0.1:5672';
 const URL_40 = env.BENCH_URL_40 ?? 'amqp://guest:guest@127.0.0.1:5673';
 
 export const TUNED: Tuning = {
-  prefetch: Number(env.BENCH_PREFETCH ?? 256),
+  prefetch: Number(env.BENCH_PREFETCH ?? 1000),
   numWorkers: Number(env.BENCH_WORKERS ?? 1),
-  maxConcurrency: Number(env.BENCH_CONCURRENCY ?? 256),
+  maxConcurrency: Number(env.BENCH_CONCURRENCY ?? 1000),
   multipleAck: (env.BENCH_MULTIPLE_ACK ?? 'true') === 'true',
 };
 
