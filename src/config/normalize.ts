@@ -102,7 +102,7 @@ function consumerId(value: unknown, pipeline: string): string {
 }
 
 function amqp091Options(name: string, raw: Obj, full: Obj): Amqp091PipelineOptions {
-  const common = { prefetch: num(full.prefetch, 100), priority: num(full.priority, 10), redialTimeoutMs: ms(full.redial_timeout, 60_000) };
+  const common = { prefetch: num(full.prefetch, 256), priority: num(full.priority, 10), redialTimeoutMs: ms(full.redial_timeout, 60_000) };
   if (String(full.version) === '2') {
     const ex = obj(full.exchange);
     const q = obj(full.queue);
@@ -151,7 +151,7 @@ function amqp091Options(name: string, raw: Obj, full: Obj): Amqp091PipelineOptio
 function amqp1Options(full: Obj): Amqp1PipelineOptions {
   const out: Amqp1PipelineOptions = {
     queue: str(full.queue),
-    prefetch: num(full.prefetch, 100),
+    prefetch: num(full.prefetch, 256),
     priority: num(full.priority, 10),
     durable: bool(full.durable, true),
     broker: str(full.broker, 'auto') as Amqp1Broker,

@@ -94,7 +94,7 @@ test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs'
   const { consumerId, ...opts } = a!.options as unknown as Record<string, unknown>;
   assert.match(String(consumerId), /^jobrunner-a-[0-9a-f]{6}$/);
   assert.deepEqual(opts, {
-    prefetch: 100, priority: 10, redialTimeoutMs: 60_000, queue: '', exchange: 'amqp.default', exchangeType: 'direct',
+    prefetch: 256, priority: 10, redialTimeoutMs: 60_000, queue: '', exchange: 'amqp.default', exchangeType: 'direct',
     exchangeDurable: false, exchangeAutoDelete: false, exchangeDeclare: true, routingKey: '', durable: false,
     queueAutoDelete: false, exclusive: false, deleteQueueOnStop: false, multipleAck: true, requeueOnFail: false,
     queueHeaders: {}, queueDeclare: true,
@@ -104,7 +104,7 @@ test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs'
   assert.deepEqual({ ...a!.pool, numWorkers: 0 }, { numWorkers: 0, maxConcurrency: 16, maxJobs: 0, allocateTimeoutMs: 60_000, destroyTimeoutMs: 60_000, execTtlMs: 0, maxWorkerMemoryMb: 0 });
   // the schema holds the same defaults (one source of truth)
   const flat = (configSchema() as { definitions: Record<string, { properties: Record<string, { default?: unknown }> }> }).definitions.amqp091Flat!.properties;
-  assert.equal(flat.prefetch?.default, 100);
+  assert.equal(flat.prefetch?.default, 256);
   assert.equal(flat.exchange?.default, 'amqp.default');
   assert.equal(flat.exchange_type?.default, 'direct');
   assert.equal(flat.priority?.default, 10);
