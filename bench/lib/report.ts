@@ -168,7 +168,7 @@ export function writeDocs(): void {
   const t = r.tuned;
   const parts = [
     begin,
-    `Measured ${r.when.slice(0, 16).replace('T', ' ')} UTC, N = ${r.n.toLocaleString('en-US')} messages per row, throughput and CPU are medians of ${r.runs} run(s), latency from ${r.latencyN.toLocaleString('en-US')} messages at 1,000/s; the whole run took ${r.seconds} s.`,
+    `Measured ${r.when.slice(0, 16).replace('T', ' ')} UTC, N = ${r.n.toLocaleString('en-US')} messages per row, throughput, CPU, p50 and p99 are medians of ${r.runs} run(s), latency from ${r.latencyN.toLocaleString('en-US')} messages at 1,000/s in each run; the whole run took ${r.seconds} s.`,
     '',
     ...Object.entries(r.env).map(([k, v]) => `- ${k}: ${v}`),
     `- tuned rows (raw client at the same prefetch): prefetch ${t.prefetch}, num_workers ${t.numWorkers}, max_concurrency ${t.maxConcurrency}, multiple_ack ${t.multipleAck}`,
