@@ -231,7 +231,8 @@ class Pool extends EventEmitter implements WorkerPool {
 
   private assign(w: WorkerProcess, job: PendingJob): void {
     const frame = job.frame;
-    if (frame === undefined) return; // written already (cannot happen: a job is assigned once)
+    // run() and drain() hand only jobs not yet assigned here, so the frame is always still there
+    if (frame === undefined) throw new JobrunnerError('E_INTERNAL', `job ${job.id} was assigned twice`);
     if (this.cfg.execTtlMs > 0) {
       job.deadline = Date.now() + this.cfg.execTtlMs;
       // many jobs start within one millisecond under load: format the time once per millisecond
