@@ -25,6 +25,13 @@ function need(n: number): void {
   if (pos + n > end) throw UNSUPPORTED;
 }
 
+/** moves past n bytes that are there (else UNSUPPORTED); true, so a fixed-width read can follow with && */
+function advance(n: number): true {
+  need(n);
+  pos += n;
+  return true;
+}
+
 /** rhea's read_ulong: a number below 2^53, else the 8 bytes */
 function readUlong(): number | Buffer {
   need(8);
@@ -65,7 +72,6 @@ function readText(width: 1 | 4, encoding: 'utf8' | 'ascii'): string {
 function readScalar(): unknown {
   need(1);
   const code = buf[pos++];
-  let v: unknown;
   switch (code) {
     case 0x40:
       return null;
@@ -88,39 +94,21 @@ function readScalar(): unknown {
       need(1);
       return buf.readInt8(pos++);
     case 0x60:
-      need(2);
-      v = buf.readUInt16BE(pos);
-      pos += 2;
-      return v;
+      return advance(2) && buf.readUInt16BE(pos - 2);
     case 0x61:
-      need(2);
-      v = buf.readInt16BE(pos);
-      pos += 2;
-      return v;
+      return advance(2) && buf.readInt16BE(pos - 2);
     case 0x70:
-      need(4);
-      v = buf.readUInt32BE(pos);
-      pos += 4;
-      return v;
+      return advance(4) && buf.readUInt32BE(pos - 4);
     case 0x71:
-      need(4);
-      v = buf.readInt32BE(pos);
-      pos += 4;
-      return v;
+      return advance(4) && buf.readInt32BE(pos - 4);
     case 0x72:
-      need(4);
-      v = buf.readFloatBE(pos);
-      pos += 4;
-      return v;
+      return advance(4) && buf.readFloatBE(pos - 4);
     case 0x80:
       return readUlong();
     case 0x81:
       return readLong();
     case 0x82:
-      need(8);
-      v = buf.readDoubleBE(pos);
-      pos += 8;
-      return v;
+      return advance(8) && buf.readDoubleBE(pos - 8);
     case 0x83:
       return new Date(readLong() as number);
     case 0x98:
