@@ -89,6 +89,40 @@ export function runConformance(label: string, make: ConformanceFactory): void {
       });
     });
 
+    test('a reject among steady acks is settled while the acks go on, and each lands as itself', { timeout: T }, async () => {
+      await withTarget(make, false, async (t, p) => {
+        const N = 12;
+        const pipe = await open(t, p('mixed', { prefetch: N }));
+        for (let i = 0; i < N; i++) await publish(pipe, {});
+        const got = await collect(pipe, N);
+        assert.equal(got.length, N);
+        const [first, rejected, ...rest] = got as [Delivery, Delivery, ...Delivery[]];
+        // an ack, the reject, then one ack per turn of the event loop: a driver that batches settlements
+        // must not hold the reject back until the acks stop
+        const acks: Promise<void>[] = [first.ack()];
+        let acksIssued = 0;
+        let acksIssuedWhenRejectLanded = -1;
+        const rejectDone = rejected.reject(true).then(() => (acksIssuedWhenRejectLanded = acksIssued));
+        for (const d of rest) {
+          await new Promise<void>((r) => setImmediate(r));
+          acks.push(d.ack());
+          acksIssued++;
+        }
+        await Promise.all([rejectDone, ...acks]);
+        assert.ok(acksIssuedWhenRejectLanded >= 0 && acksIssuedWhenRejectLanded < rest.length, `the reject landed after ${acksIssuedWhenRejectLanded} of ${rest.length} acks`);
+        // the rejected one alone comes back, redelivered; the acked ones are gone
+        const again = await collect(pipe, 1);
+        await sleep(300);
+        assert.deepEqual(
+          again.map((d) => [d.id, d.redelivered]),
+          [[rejected.id, true]],
+        );
+        await again[0]?.ack();
+        const ready = await pipe.readyCount();
+        if (ready !== undefined) assert.equal(ready, 0);
+      });
+    });
+
     test('reject(false) lands in the queue dead-letter target', { timeout: T }, async () => {
       await withTarget(make, false, async (t, p) => {
         const dlqCfg = p('dlq');

@@ -32,6 +32,8 @@ interface ReceiverState {
   /** other outcomes, each flushed alone */
   others: PendingSettle[];
   flushScheduled: boolean;
+  /** the last flush wrote accepted outcomes: the next one takes a waiting other outcome first */
+  lastFlushAccepted: boolean;
 }
 
 interface PendingSettle {
@@ -247,7 +249,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
       // RabbitMQ and Service Bus settle on our disposition (rcv_settle_mode first)
       rcv_settle_mode: 0,
     });
-    const state: ReceiverState = { live, session, receiver, unsettled: 0, open: false, accepts: [], others: [], flushScheduled: false };
+    const state: ReceiverState = { live, session, receiver, unsettled: 0, open: false, accepts: [], others: [], flushScheduled: false, lastFlushAccepted: false };
     this.rx = state;
     const opened = deferred<void>();
     receiver.on('receiver_open', () => {
@@ -399,12 +401,15 @@ export class Amqp1Pipeline implements BrokerPipeline {
     state.flushScheduled = false;
     const live = this.isLive(state);
     let batch: PendingSettle[];
-    if (state.accepts.length > 0) {
+    // accepted and other outcomes take turns, so a steady stream of acks cannot hold a reject back
+    if (state.accepts.length > 0 && !(state.lastFlushAccepted && state.others.length > 0)) {
       batch = state.accepts;
       state.accepts = [];
+      state.lastFlushAccepted = true;
       if (batch.length > 1) batch.sort((a, b) => a.rd.id - b.rd.id);
     } else {
       batch = state.others.splice(0, 1);
+      state.lastFlushAccepted = false;
     }
     for (const p of batch) {
       if (!live) {
