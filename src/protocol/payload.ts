@@ -15,12 +15,8 @@ export class RawJson {
   readonly text: string;
   private parsed: unknown;
   private hasParsed = false;
-  constructor(text: string, parsed?: unknown) {
+  constructor(text: string) {
     this.text = text;
-    if (parsed !== undefined) {
-      this.parsed = parsed;
-      this.hasParsed = true;
-    }
   }
   /** the JSON value (parsed once, on first use) */
   get value(): unknown {

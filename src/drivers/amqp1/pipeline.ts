@@ -379,7 +379,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
    * reasons. rhea 3.0.5 writes the dispositions of one tick as ranges and gives a range the first
    * delivery's outcome even when the next one differs (write_dispositions merges when first === last):
    * an ack and a reject settled in the same tick would both go out as the ack. So accepted outcomes
-   * share a batch and any other outcome goes alone in a batch of its own. And rhea merges only
+   * share a batch and any other outcome goes alone in a batch of its own (the two take turns). And rhea merges only
    * consecutive delivery ids: the answers of several workers come in separate I/O callbacks (worker A
    * acks 1, 3, 5, worker B 2, 4, 6), so settling each at once made one disposition frame per message;
    * gathered until the loop's check phase and sorted, they go out as a few ranges (issue 7).
