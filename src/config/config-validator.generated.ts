@@ -8,7 +8,7 @@ import { configFormats } from './formats.js';
 const ajvRuntimeRequire = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/jobrunner/jobrunner/schemas/config.schema.json","title":"jobrunner configuration","description":"The jobrunner configuration file (RoadRunner-style jobs section). Every string value may use ${VAR} or ${VAR:-default}. Unknown keys are errors.","type":"object","additionalProperties":false,"properties":{"version":{"type":["string","number"],"default":"3","description":"Configuration format version, as in RoadRunner's .rr.yaml (\"3\"). Accepted and kept; it changes nothing."},"rpc":{"type":"object","additionalProperties":false,"description":"RoadRunner's RPC section. Accepted and ignored: jobrunner has no RPC server (use `http`).","properties":{"listen":{"type":"string","description":"RoadRunner's RPC listen address. Ignored."}}},"server":{"type":"object","additionalProperties":false,"description":"The default worker process for every pipeline (RoadRunner's server section).","properties":{"command":{"$ref":"#/definitions/command","description":"Default worker command: a string run by /bin/sh -c, or an argv list run as is. Pipelines may override it with their own `command` (or `jobs.pool.command`)."},"env":{"$ref":"#/definitions/env","description":"Environment variables added to every worker's environment."},"user":{"type":"string","description":"RoadRunner's worker user. Accepted and ignored: run jobrunner itself as the user you want."},"group":{"type":"string","description":"RoadRunner's worker group. Accepted and ignored."},"relay":{"type":"string","description":"RoadRunner's relay (pipes, tcp, unix). Accepted and ignored: workers always speak protocol v1 over stdin/stdout."},"relay_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's relay timeout. Accepted and ignored."},"on_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's on_init command. Accepted and ignored: run it before jobrunner (e.g. in the container entrypoint).","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's on_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's on_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's on_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's on_init user. Ignored."},"exit_on_error":{"type":"boolean","description":"RoadRunner's on_init exit_on_error. Ignored."}}},"after_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's after_init command. Accepted and ignored.","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's after_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's after_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's after_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's after_init user. Ignored."}}}}},"amqp":{"type":"object","additionalProperties":false,"description":"The AMQP 0-9-1 connection used by every `amqp091` (or `amqp`) pipeline.","properties":{"addr":{"$ref":"#/definitions/urls","default":"amqp://guest:guest@127.0.0.1:5672/","description":"Broker URL (amqp:// or amqps://), or a list of URLs of one cluster tried in turn. Passwords in it are never logged."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"amqp1":{"type":"object","additionalProperties":false,"required":["addr"],"description":"The AMQP 1.0 connection used by every `amqp1` pipeline (RabbitMQ 3.x plugin, RabbitMQ 4.x, Azure Service Bus, any AMQP 1.0 broker).","properties":{"addr":{"$ref":"#/definitions/urls","description":"Broker URL (amqp:// or amqps://, for Service Bus amqps://KEYNAME:KEY@NAMESPACE.servicebus.windows.net:5671/), or a list of URLs tried in turn. Required. Keys and passwords in it are never logged."},"container_id":{"type":"string","description":"AMQP 1.0 container id sent in the open frame. Default: `jobrunner-<hostname>`."},"idle_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Idle timeout announced in the open frame; heartbeats go out at half of it."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"http":{"type":"object","additionalProperties":false,"default":{},"description":"jobrunner's HTTP server: /health, /ready, /metrics, /pipelines and the control endpoints.","properties":{"address":{"type":"string","default":"127.0.0.1:2114","description":"host:port to listen on; loopback unless told otherwise. `off` or an empty string disables the server."},"token":{"type":"string","description":"When set (and not empty), required as `Authorization: Bearer <token>` on every mutating endpoint. Never logged."}}},"logs":{"type":"object","additionalProperties":false,"default":{},"description":"Logging: pino JSON lines on stdout.","properties":{"level":{"type":"string","enum":["trace","debug","info","warn","error","fatal","panic","silent"],"default":"info","description":"Lowest level logged. RoadRunner's `panic` is taken as `fatal`."},"mode":{"type":"string","description":"RoadRunner's log mode (development, production, raw). Accepted and ignored: logs are always JSON."},"encoding":{"type":"string","description":"RoadRunner's log encoding (console, json). Accepted and ignored: logs are always JSON."},"output":{"type":"string","description":"RoadRunner's log output. Accepted and ignored: logs go to stdout."},"err_output":{"type":"string","description":"RoadRunner's error log output. Accepted and ignored."},"line_ending":{"type":"string","description":"RoadRunner's log line ending. Accepted and ignored."}}},"otel":{"type":"object","additionalProperties":false,"default":{},"description":"OpenTelemetry tracing. The exporter is configured by the standard OTEL_* environment variables.","properties":{"enabled":{"type":"boolean","default":false,"description":"Start the OpenTelemetry SDK and emit one CONSUMER span per job."}}},"jobs":{"type":"object","additionalProperties":false,"default":{},"description":"The jobs section: pipelines, which of them are consumed, and the worker pool.","properties":{"consume":{"type":"array","items":{"type":"string"},"default":[],"description":"Names of the pipelines consumed at start. The others are push-only until resumed (RoadRunner's meaning)."},"num_pollers":{"type":"integer","minimum":0,"description":"RoadRunner's number of pollers. Accepted and ignored: each pipeline's prefetch and pool size govern the flow."},"timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's internal push timeout. Accepted and ignored."},"pipeline_size":{"type":"integer","minimum":0,"description":"RoadRunner's priority queue size. Accepted and ignored: prefetch bounds what is held."},"pool":{"$ref":"#/definitions/pool","default":{},"description":"Defaults for every pipeline's worker pool; a pipeline's own `pool` overrides them key by key."},"pipelines":{"type":"object","default":{},"minProperties":1,"description":"The pipelines, by name (in file order). At least one is required.","additionalProperties":{"$ref":"#/definitions/pipeline"}}}}},"definitions":{"duration":{"type":["string","number"],"format":"duration","description":"A duration: 500ms, 30s, 5m, 1h, 1h30m, or a number of seconds."},"command":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string"},"minItems":1}],"description":"A command: a string run by /bin/sh -c, or an argv list."},"env":{"type":"object","additionalProperties":{"type":["string","number","boolean"]},"description":"Environment variables (values are turned into strings)."},"urls":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}],"description":"A URL or a list of URLs."},"tls":{"type":"object","additionalProperties":false,"description":"TLS client settings. Empty strings count as unset (RoadRunner's samples leave them empty).","properties":{"cert":{"type":"string","description":"Path to the client certificate (PEM)."},"key":{"type":"string","description":"Path to the client private key (PEM)."},"root_ca":{"type":"string","description":"Path to the CA certificate(s) that verify the broker's certificate (PEM)."},"insecure_skip_verify":{"type":"boolean","default":false,"description":"Do not verify the broker's certificate. For tests only."},"client_auth_type":{"type":"string","enum":["no_client_cert","no_client_certs","request_client_cert","require_any_client_cert","verify_client_cert_if_given","require_and_verify_client_cert"],"description":"RoadRunner's mTLS setting. Accepted and kept for compatibility; a client presents its certificate whenever `cert` and `key` are set."}}},"supervisor":{"type":"object","additionalProperties":false,"description":"Per-job and per-worker limits (RoadRunner's supervisor).","properties":{"exec_ttl":{"$ref":"#/definitions/duration","default":0,"description":"Longest a job may run; past it the worker is killed and the job fails (a `touch` frame restarts the clock). 0: no limit."},"max_worker_memory":{"type":"integer","minimum":0,"default":0,"description":"RSS limit per worker in MB; a worker over it is replaced once its jobs end (or killed after exec_ttl). 0: no limit."},"watch_tick":{"$ref":"#/definitions/duration","description":"RoadRunner's supervisor tick. Accepted and ignored."},"ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker time to live. Accepted and ignored (see max_jobs)."},"idle_ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker idle time to live. Accepted and ignored."}}},"pool":{"type":"object","additionalProperties":false,"description":"A worker pool.","properties":{"command":{"$ref":"#/definitions/command","description":"Worker command for the pipelines (RoadRunner's jobs.pool.command); overrides server.command, and a pipeline's own command overrides it."},"num_workers":{"type":"integer","minimum":1,"description":"Worker processes per pipeline. Default: the number of CPUs."},"max_concurrency":{"type":"integer","minimum":1,"default":16,"description":"Jobs one worker may hold at once (replies name the job id); a worker that takes one job at a time still works, the rest wait in its stdin. See docs/tuning.md."},"max_jobs":{"type":"integer","minimum":0,"default":0,"description":"Restart a worker after this many jobs. 0: never."},"allocate_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"How long a worker may take to start, and how long a job waits for a free worker."},"destroy_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Graceful shutdown budget: how long in-flight jobs may finish before they go back to the broker."},"supervisor":{"$ref":"#/definitions/supervisor","default":{},"description":"Per-job timeout and memory limit."},"reset_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's pool reset timeout. Accepted and ignored."},"stream_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's stream timeout. Accepted and ignored."},"max_queue_size":{"type":"integer","minimum":0,"description":"RoadRunner's pool queue size. Accepted and ignored: prefetch bounds what is held."},"debug":{"type":"boolean","description":"RoadRunner's debug mode (a worker per job). Accepted and ignored."},"dynamic_allocator":{"type":"object","additionalProperties":false,"description":"RoadRunner's dynamic worker allocator. Accepted and ignored: the pool size is fixed.","properties":{"max_workers":{"type":"integer","description":"Ignored."},"spawn_rate":{"type":"integer","description":"Ignored."},"idle_timeout":{"$ref":"#/definitions/duration","description":"Ignored."}}}}},"retry":{"type":"object","additionalProperties":false,"description":"Retry policy for failed jobs (nack without requeue, crash, timeout, protocol error). Without it, RoadRunner's requeue_on_fail behaviour holds.","properties":{"max_attempts":{"type":"integer","minimum":1,"default":3,"description":"Attempts in all (the first run included); after the last one the job is dead-lettered."},"backoff":{"type":"object","additionalProperties":false,"default":{},"description":"Delay before each retry: initial * multiplier^(attempt-1), capped at max, spread by jitter.","properties":{"initial":{"$ref":"#/definitions/duration","default":"1s","description":"Delay before the first retry."},"max":{"$ref":"#/definitions/duration","default":"5m","description":"Longest delay."},"multiplier":{"type":"number","minimum":1,"default":2,"description":"Growth factor from one retry to the next."},"jitter":{"type":"number","minimum":0,"maximum":1,"default":0.2,"description":"Random spread as a fraction of the delay (0.2: +-20%)."}}}}},"deadLetter":{"type":"object","additionalProperties":false,"required":["pipeline"],"description":"Where dead-lettered jobs go. Without it, the broker's own dead-lettering (the queue's DLX, Service Bus's dead-letter queue).","properties":{"pipeline":{"type":"string","minLength":1,"description":"Name of the pipeline dead-lettered jobs are published to (confirmed, then the original is acked)."}}},"pipeline":{"type":"object","additionalProperties":false,"required":["driver"],"description":"One pipeline: a queue on a broker served to a worker pool.","properties":{"driver":{"type":"string","enum":["amqp091","amqp","amqp1","memory"],"description":"amqp091 (alias amqp, RoadRunner's name), amqp1 or memory."},"config":{"type":"object","default":{},"description":"Driver options; see the driver's keys."},"command":{"$ref":"#/definitions/command","description":"This pipeline's own worker command (overrides jobs.pool.command and server.command)."},"env":{"$ref":"#/definitions/env","description":"Environment variables for this pipeline's workers, over server.env."},"pool":{"$ref":"#/definitions/pool","description":"Overrides of jobs.pool for this pipeline, key by key."},"job":{"type":"string","minLength":1,"description":"Job name given to messages that carry none (no rr_job header, no type/subject property). Default: the pipeline name."},"retry":{"$ref":"#/definitions/retry","description":"Retry policy for this pipeline."},"dead_letter":{"$ref":"#/definitions/deadLetter","description":"Dead-letter pipeline for this pipeline."}},"allOf":[{"if":{"properties":{"driver":{"enum":["amqp091","amqp"]}},"required":["driver"]},"then":{"properties":{"config":{"if":{"properties":{"version":{"enum":[2,"2"]}},"required":["version"]},"then":{"$ref":"#/definitions/amqp091Nested"},"else":{"$ref":"#/definitions/amqp091Flat"}}}}},{"if":{"properties":{"driver":{"const":"amqp1"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/amqp1Pipeline"}}}},{"if":{"properties":{"driver":{"const":"memory"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/memoryPipeline"}}}}]},"amqp091Flat":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's flat form (config.version 0, 1 or absent).","properties":{"version":{"enum":[0,1,"0","1"],"description":"RoadRunner's pipeline config format: 0, 1 or absent for this flat form, 2 for the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"queue":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"exchange":{"type":"string","default":"amqp.default","description":"Exchange published to and bound to. An empty string is the default exchange (publish straight to the queue)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"exchange_durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"exchange_auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete (deleted when its last queue is unbound)."},"exchange_auto_deleted":{"type":"boolean","description":"Alias of exchange_auto_delete (the spelling in RoadRunner's 2023 docs)."},"exchange_declare":{"type":"boolean","description":"Declare the exchange (RoadRunner's jobs.Declare key). Default: `declare`."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the queue's binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"queue_auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete (deleted after its last consumer leaves)."},"queue_auto_deleted":{"type":"boolean","description":"Alias of queue_auto_delete (the spelling in RoadRunner's 2023 docs)."},"queue_declare":{"type":"boolean","description":"Declare and bind the queue (RoadRunner's jobs.Declare key). Default: `declare`."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive and consume it exclusively."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_queue_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Send the acks of one event-loop pass as one basic.ack(multiple=true) for the deliveries below every unsettled one (never covers a delivery a worker holds); false: one basic.ack per delivery. Default true (RoadRunner: false); see docs/tuning.md."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true instead of dead-lettered."},"queue_headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum, x-dead-letter-exchange)."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange, the queue and the binding at start. false: use existing ones, declare nothing."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored: every message is consumed (SPEC section 6)."}}},"amqp091Nested":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's nested form (config.version 2).","properties":{"version":{"enum":[2,"2"],"description":"2: the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored."},"exchange":{"type":"object","additionalProperties":false,"default":{},"description":"The exchange.","properties":{"name":{"type":"string","default":"amqp.default","description":"Exchange name. An empty string is the default exchange."},"type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange at start."}}},"queue":{"type":"object","additionalProperties":false,"default":{},"description":"The queue.","properties":{"name":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Acks of one event-loop pass as one basic.ack(multiple=true) below every unsettled delivery; false: one per delivery. Default true (RoadRunner: false)."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true."},"headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum)."},"declare":{"type":"boolean","default":true,"description":"Declare and bind the queue at start."}}}}},"amqp1Pipeline":{"type":"object","additionalProperties":false,"description":"amqp1 pipeline options.","properties":{"queue":{"type":"string","description":"Queue name; the source/target address is derived from it for the broker (RabbitMQ 4: /queues/NAME, RabbitMQ 3: /amq/queue/NAME, Service Bus: NAME). `queue` or `address` is required."},"address":{"type":"string","description":"A full source/target address; overrides the one derived from queue/exchange."},"exchange":{"type":"string","description":"Exchange to publish to (RabbitMQ), with routing_key."},"routing_key":{"type":"string","description":"Routing key for publishing through `exchange`."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"Link credit: deliveries held unsettled at once. See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"durable":{"type":"boolean","default":true,"description":"Send messages with the durable header (persisted by the broker)."},"broker":{"type":"string","enum":["auto","rabbitmq","servicebus","generic"],"default":"auto","description":"Broker dialect. auto: from the connection's product/version properties and the host name."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is released (redelivered) instead of rejected."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (seconds, or a duration)."}}},"memoryPipeline":{"type":"object","additionalProperties":false,"description":"memory pipeline options (in-process; the queue is lost on exit).","properties":{"prefetch":{"type":"integer","minimum":1,"default":10,"description":"Jobs handed out unsettled at once."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/jobrunner/jobrunner/schemas/config.schema.json","title":"jobrunner configuration","description":"The jobrunner configuration file (RoadRunner-style jobs section). Every string value may use ${VAR} or ${VAR:-default}. Unknown keys are errors.","type":"object","additionalProperties":false,"properties":{"version":{"type":["string","number"],"default":"3","description":"Configuration format version, as in RoadRunner's .rr.yaml (\"3\"). Accepted and kept; it changes nothing."},"rpc":{"type":"object","additionalProperties":false,"description":"RoadRunner's RPC section. Accepted and ignored: jobrunner has no RPC server (use `http`).","properties":{"listen":{"type":"string","description":"RoadRunner's RPC listen address. Ignored."}}},"server":{"type":"object","additionalProperties":false,"description":"The default worker process for every pipeline (RoadRunner's server section).","properties":{"command":{"$ref":"#/definitions/command","description":"Default worker command: a string run by /bin/sh -c, or an argv list run as is. Pipelines may override it with their own `command` (or `jobs.pool.command`)."},"env":{"$ref":"#/definitions/env","description":"Environment variables added to every worker's environment."},"user":{"type":"string","description":"RoadRunner's worker user. Accepted and ignored: run jobrunner itself as the user you want."},"group":{"type":"string","description":"RoadRunner's worker group. Accepted and ignored."},"relay":{"type":"string","description":"RoadRunner's relay (pipes, tcp, unix). Accepted and ignored: workers always speak protocol v1 over stdin/stdout."},"relay_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's relay timeout. Accepted and ignored."},"on_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's on_init command. Accepted and ignored: run it before jobrunner (e.g. in the container entrypoint).","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's on_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's on_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's on_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's on_init user. Ignored."},"exit_on_error":{"type":"boolean","description":"RoadRunner's on_init exit_on_error. Ignored."}}},"after_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's after_init command. Accepted and ignored.","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's after_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's after_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's after_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's after_init user. Ignored."}}}}},"amqp":{"type":"object","additionalProperties":false,"description":"The AMQP 0-9-1 connection used by every `amqp091` (or `amqp`) pipeline.","properties":{"addr":{"$ref":"#/definitions/urls","default":"amqp://guest:guest@127.0.0.1:5672/","description":"Broker URL (amqp:// or amqps://), or a list of URLs of one cluster tried in turn. Passwords in it are never logged."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"amqp1":{"type":"object","additionalProperties":false,"required":["addr"],"description":"The AMQP 1.0 connection used by every `amqp1` pipeline (RabbitMQ 3.x plugin, RabbitMQ 4.x, Azure Service Bus, any AMQP 1.0 broker).","properties":{"addr":{"$ref":"#/definitions/urls","description":"Broker URL (amqp:// or amqps://, for Service Bus amqps://KEYNAME:KEY@NAMESPACE.servicebus.windows.net:5671/), or a list of URLs tried in turn. Required. Keys and passwords in it are never logged."},"container_id":{"type":"string","description":"AMQP 1.0 container id sent in the open frame. Default: `jobrunner-<hostname>`."},"idle_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Idle timeout announced in the open frame; heartbeats go out at half of it."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"http":{"type":"object","additionalProperties":false,"default":{},"description":"jobrunner's HTTP server: /health, /ready, /metrics, /pipelines and the control endpoints.","properties":{"address":{"type":"string","default":"127.0.0.1:2114","description":"host:port to listen on; loopback unless told otherwise. `off` or an empty string disables the server."},"token":{"type":"string","description":"When set (and not empty), required as `Authorization: Bearer <token>` on every mutating endpoint. Never logged."}}},"logs":{"type":"object","additionalProperties":false,"default":{},"description":"Logging: pino JSON lines on stdout.","properties":{"level":{"type":"string","enum":["trace","debug","info","warn","error","fatal","panic","silent"],"default":"info","description":"Lowest level logged. RoadRunner's `panic` is taken as `fatal`."},"mode":{"type":"string","description":"RoadRunner's log mode (development, production, raw). Accepted and ignored: logs are always JSON."},"encoding":{"type":"string","description":"RoadRunner's log encoding (console, json). Accepted and ignored: logs are always JSON."},"output":{"type":"string","description":"RoadRunner's log output. Accepted and ignored: logs go to stdout."},"err_output":{"type":"string","description":"RoadRunner's error log output. Accepted and ignored."},"line_ending":{"type":"string","description":"RoadRunner's log line ending. Accepted and ignored."}}},"otel":{"type":"object","additionalProperties":false,"default":{},"description":"OpenTelemetry tracing. The exporter is configured by the standard OTEL_* environment variables.","properties":{"enabled":{"type":"boolean","default":false,"description":"Start the OpenTelemetry SDK and emit one CONSUMER span per job."}}},"jobs":{"type":"object","additionalProperties":false,"default":{},"description":"The jobs section: pipelines, which of them are consumed, and the worker pool.","properties":{"consume":{"type":"array","items":{"type":"string"},"default":[],"description":"Names of the pipelines consumed at start. The others are push-only until resumed (RoadRunner's meaning)."},"num_pollers":{"type":"integer","minimum":0,"description":"RoadRunner's number of pollers. Accepted and ignored: each pipeline's prefetch and pool size govern the flow."},"timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's internal push timeout. Accepted and ignored."},"pipeline_size":{"type":"integer","minimum":0,"description":"RoadRunner's priority queue size. Accepted and ignored: prefetch bounds what is held."},"pool":{"$ref":"#/definitions/pool","default":{},"description":"Defaults for every pipeline's worker pool; a pipeline's own `pool` overrides them key by key."},"pipelines":{"type":"object","default":{},"minProperties":1,"description":"The pipelines, by name (in file order). At least one is required.","additionalProperties":{"$ref":"#/definitions/pipeline"}}}}},"definitions":{"duration":{"type":["string","number"],"format":"duration","description":"A duration: 500ms, 30s, 5m, 1h, 1h30m, or a number of seconds."},"command":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string"},"minItems":1}],"description":"A command: a string run by /bin/sh -c, or an argv list."},"env":{"type":"object","additionalProperties":{"type":["string","number","boolean"]},"description":"Environment variables (values are turned into strings)."},"urls":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}],"description":"A URL or a list of URLs."},"tls":{"type":"object","additionalProperties":false,"description":"TLS client settings. Empty strings count as unset (RoadRunner's samples leave them empty).","properties":{"cert":{"type":"string","description":"Path to the client certificate (PEM)."},"key":{"type":"string","description":"Path to the client private key (PEM)."},"root_ca":{"type":"string","description":"Path to the CA certificate(s) that verify the broker's certificate (PEM)."},"insecure_skip_verify":{"type":"boolean","default":false,"description":"Do not verify the broker's certificate. For tests only."},"client_auth_type":{"type":"string","enum":["no_client_cert","no_client_certs","request_client_cert","require_any_client_cert","verify_client_cert_if_given","require_and_verify_client_cert"],"description":"RoadRunner's mTLS setting. Accepted and kept for compatibility; a client presents its certificate whenever `cert` and `key` are set."}}},"supervisor":{"type":"object","additionalProperties":false,"description":"Per-job and per-worker limits (RoadRunner's supervisor).","properties":{"exec_ttl":{"$ref":"#/definitions/duration","default":0,"description":"Longest a job may run; past it the worker is killed and the job fails (a `touch` frame restarts the clock). 0: no limit."},"max_worker_memory":{"type":"integer","minimum":0,"default":0,"description":"RSS limit per worker in MB; a worker over it is replaced once its jobs end (or killed after exec_ttl). 0: no limit."},"watch_tick":{"$ref":"#/definitions/duration","description":"RoadRunner's supervisor tick. Accepted and ignored."},"ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker time to live. Accepted and ignored (see max_jobs)."},"idle_ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker idle time to live. Accepted and ignored."}}},"pool":{"type":"object","additionalProperties":false,"description":"A worker pool.","properties":{"command":{"$ref":"#/definitions/command","description":"Worker command for the pipelines (RoadRunner's jobs.pool.command); overrides server.command, and a pipeline's own command overrides it."},"num_workers":{"type":"integer","minimum":1,"description":"Worker processes per pipeline. Default: the number of CPUs."},"max_concurrency":{"type":"integer","minimum":1,"default":16,"description":"Jobs one worker may hold at once (replies name the job id); a worker that takes one job at a time still works, the rest wait in its stdin. See docs/tuning.md."},"protocol":{"enum":["jobrunner"],"default":"jobrunner","description":"How jobrunner talks to the workers: jobrunner (newline-delimited JSON frames, docs/protocol.md)."},"max_jobs":{"type":"integer","minimum":0,"default":0,"description":"Restart a worker after this many jobs. 0: never."},"allocate_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"How long a worker may take to start, and how long a job waits for a free worker."},"destroy_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Graceful shutdown budget: how long in-flight jobs may finish before they go back to the broker."},"supervisor":{"$ref":"#/definitions/supervisor","default":{},"description":"Per-job timeout and memory limit."},"reset_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's pool reset timeout. Accepted and ignored."},"stream_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's stream timeout. Accepted and ignored."},"max_queue_size":{"type":"integer","minimum":0,"description":"RoadRunner's pool queue size. Accepted and ignored: prefetch bounds what is held."},"debug":{"type":"boolean","description":"RoadRunner's debug mode (a worker per job). Accepted and ignored."},"dynamic_allocator":{"type":"object","additionalProperties":false,"description":"RoadRunner's dynamic worker allocator. Accepted and ignored: the pool size is fixed.","properties":{"max_workers":{"type":"integer","description":"Ignored."},"spawn_rate":{"type":"integer","description":"Ignored."},"idle_timeout":{"$ref":"#/definitions/duration","description":"Ignored."}}}}},"retry":{"type":"object","additionalProperties":false,"description":"Retry policy for failed jobs (nack without requeue, crash, timeout, protocol error). Without it, RoadRunner's requeue_on_fail behaviour holds.","properties":{"max_attempts":{"type":"integer","minimum":1,"default":3,"description":"Attempts in all (the first run included); after the last one the job is dead-lettered."},"backoff":{"type":"object","additionalProperties":false,"default":{},"description":"Delay before each retry: initial * multiplier^(attempt-1), capped at max, spread by jitter.","properties":{"initial":{"$ref":"#/definitions/duration","default":"1s","description":"Delay before the first retry."},"max":{"$ref":"#/definitions/duration","default":"5m","description":"Longest delay."},"multiplier":{"type":"number","minimum":1,"default":2,"description":"Growth factor from one retry to the next."},"jitter":{"type":"number","minimum":0,"maximum":1,"default":0.2,"description":"Random spread as a fraction of the delay (0.2: +-20%)."}}}}},"deadLetter":{"type":"object","additionalProperties":false,"required":["pipeline"],"description":"Where dead-lettered jobs go. Without it, the broker's own dead-lettering (the queue's DLX, Service Bus's dead-letter queue).","properties":{"pipeline":{"type":"string","minLength":1,"description":"Name of the pipeline dead-lettered jobs are published to (confirmed, then the original is acked)."}}},"pipeline":{"type":"object","additionalProperties":false,"required":["driver"],"description":"One pipeline: a queue on a broker served to a worker pool.","properties":{"driver":{"type":"string","enum":["amqp091","amqp","amqp1","memory"],"description":"amqp091 (alias amqp, RoadRunner's name), amqp1 or memory."},"config":{"type":"object","default":{},"description":"Driver options; see the driver's keys."},"command":{"$ref":"#/definitions/command","description":"This pipeline's own worker command (overrides jobs.pool.command and server.command)."},"env":{"$ref":"#/definitions/env","description":"Environment variables for this pipeline's workers, over server.env."},"pool":{"$ref":"#/definitions/pool","description":"Overrides of jobs.pool for this pipeline, key by key."},"job":{"type":"string","minLength":1,"description":"Job name given to messages that carry none (no rr_job header, no type/subject property). Default: the pipeline name."},"retry":{"$ref":"#/definitions/retry","description":"Retry policy for this pipeline."},"dead_letter":{"$ref":"#/definitions/deadLetter","description":"Dead-letter pipeline for this pipeline."}},"allOf":[{"if":{"properties":{"driver":{"enum":["amqp091","amqp"]}},"required":["driver"]},"then":{"properties":{"config":{"if":{"properties":{"version":{"enum":[2,"2"]}},"required":["version"]},"then":{"$ref":"#/definitions/amqp091Nested"},"else":{"$ref":"#/definitions/amqp091Flat"}}}}},{"if":{"properties":{"driver":{"const":"amqp1"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/amqp1Pipeline"}}}},{"if":{"properties":{"driver":{"const":"memory"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/memoryPipeline"}}}}]},"amqp091Flat":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's flat form (config.version 0, 1 or absent).","properties":{"version":{"enum":[0,1,"0","1"],"description":"RoadRunner's pipeline config format: 0, 1 or absent for this flat form, 2 for the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"queue":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"exchange":{"type":"string","default":"amqp.default","description":"Exchange published to and bound to. An empty string is the default exchange (publish straight to the queue)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"exchange_durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"exchange_auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete (deleted when its last queue is unbound)."},"exchange_auto_deleted":{"type":"boolean","description":"Alias of exchange_auto_delete (the spelling in RoadRunner's 2023 docs)."},"exchange_declare":{"type":"boolean","description":"Declare the exchange (RoadRunner's jobs.Declare key). Default: `declare`."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the queue's binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"queue_auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete (deleted after its last consumer leaves)."},"queue_auto_deleted":{"type":"boolean","description":"Alias of queue_auto_delete (the spelling in RoadRunner's 2023 docs)."},"queue_declare":{"type":"boolean","description":"Declare and bind the queue (RoadRunner's jobs.Declare key). Default: `declare`."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive and consume it exclusively."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_queue_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Send the acks of one event-loop pass as one basic.ack(multiple=true) for the deliveries below every unsettled one (never covers a delivery a worker holds); false: one basic.ack per delivery. Default true (RoadRunner: false); see docs/tuning.md."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true instead of dead-lettered."},"queue_headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum, x-dead-letter-exchange)."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange, the queue and the binding at start. false: use existing ones, declare nothing."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored: every message is consumed (SPEC section 6)."}}},"amqp091Nested":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's nested form (config.version 2).","properties":{"version":{"enum":[2,"2"],"description":"2: the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored."},"exchange":{"type":"object","additionalProperties":false,"default":{},"description":"The exchange.","properties":{"name":{"type":"string","default":"amqp.default","description":"Exchange name. An empty string is the default exchange."},"type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange at start."}}},"queue":{"type":"object","additionalProperties":false,"default":{},"description":"The queue.","properties":{"name":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Acks of one event-loop pass as one basic.ack(multiple=true) below every unsettled delivery; false: one per delivery. Default true (RoadRunner: false)."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true."},"headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum)."},"declare":{"type":"boolean","default":true,"description":"Declare and bind the queue at start."}}}}},"amqp1Pipeline":{"type":"object","additionalProperties":false,"description":"amqp1 pipeline options.","properties":{"queue":{"type":"string","description":"Queue name; the source/target address is derived from it for the broker (RabbitMQ 4: /queues/NAME, RabbitMQ 3: /amq/queue/NAME, Service Bus: NAME). `queue` or `address` is required."},"address":{"type":"string","description":"A full source/target address; overrides the one derived from queue/exchange."},"exchange":{"type":"string","description":"Exchange to publish to (RabbitMQ), with routing_key."},"routing_key":{"type":"string","description":"Routing key for publishing through `exchange`."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"Link credit: deliveries held unsettled at once. See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"durable":{"type":"boolean","default":true,"description":"Send messages with the durable header (persisted by the broker)."},"broker":{"type":"string","enum":["auto","rabbitmq","servicebus","generic"],"default":"auto","description":"Broker dialect. auto: from the connection's product/version properties and the host name."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is released (redelivered) instead of rejected."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (seconds, or a duration)."}}},"memoryPipeline":{"type":"object","additionalProperties":false,"description":"memory pipeline options (in-process; the queue is lost on exit).","properties":{"prefetch":{"type":"integer","minimum":1,"default":10,"description":"Jobs handed out unsettled at once."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."}}}}};
 const schema12 = {"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string"},"minItems":1}],"description":"A command: a string run by /bin/sh -c, or an argv list."};
 const schema13 = {"type":"object","additionalProperties":{"type":["string","number","boolean"]},"description":"Environment variables (values are turned into strings)."};
 const schema14 = {"type":["string","number"],"format":"duration","description":"A duration: 500ms, 30s, 5m, 1h, 1h30m, or a number of seconds."};
@@ -17,7 +17,7 @@ const schema22 = {"type":"object","additionalProperties":false,"description":"TL
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ajvRuntimeRequire("ajv/dist/runtime/ucs2length").default;
 const formats0 = configFormats.duration;
-const schema27 = {"type":"object","additionalProperties":false,"description":"A worker pool.","properties":{"command":{"$ref":"#/definitions/command","description":"Worker command for the pipelines (RoadRunner's jobs.pool.command); overrides server.command, and a pipeline's own command overrides it."},"num_workers":{"type":"integer","minimum":1,"description":"Worker processes per pipeline. Default: the number of CPUs."},"max_concurrency":{"type":"integer","minimum":1,"default":16,"description":"Jobs one worker may hold at once (replies name the job id); a worker that takes one job at a time still works, the rest wait in its stdin. See docs/tuning.md."},"max_jobs":{"type":"integer","minimum":0,"default":0,"description":"Restart a worker after this many jobs. 0: never."},"allocate_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"How long a worker may take to start, and how long a job waits for a free worker."},"destroy_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Graceful shutdown budget: how long in-flight jobs may finish before they go back to the broker."},"supervisor":{"$ref":"#/definitions/supervisor","default":{},"description":"Per-job timeout and memory limit."},"reset_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's pool reset timeout. Accepted and ignored."},"stream_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's stream timeout. Accepted and ignored."},"max_queue_size":{"type":"integer","minimum":0,"description":"RoadRunner's pool queue size. Accepted and ignored: prefetch bounds what is held."},"debug":{"type":"boolean","description":"RoadRunner's debug mode (a worker per job). Accepted and ignored."},"dynamic_allocator":{"type":"object","additionalProperties":false,"description":"RoadRunner's dynamic worker allocator. Accepted and ignored: the pool size is fixed.","properties":{"max_workers":{"type":"integer","description":"Ignored."},"spawn_rate":{"type":"integer","description":"Ignored."},"idle_timeout":{"$ref":"#/definitions/duration","description":"Ignored."}}}}};
+const schema27 = {"type":"object","additionalProperties":false,"description":"A worker pool.","properties":{"command":{"$ref":"#/definitions/command","description":"Worker command for the pipelines (RoadRunner's jobs.pool.command); overrides server.command, and a pipeline's own command overrides it."},"num_workers":{"type":"integer","minimum":1,"description":"Worker processes per pipeline. Default: the number of CPUs."},"max_concurrency":{"type":"integer","minimum":1,"default":16,"description":"Jobs one worker may hold at once (replies name the job id); a worker that takes one job at a time still works, the rest wait in its stdin. See docs/tuning.md."},"protocol":{"enum":["jobrunner"],"default":"jobrunner","description":"How jobrunner talks to the workers: jobrunner (newline-delimited JSON frames, docs/protocol.md)."},"max_jobs":{"type":"integer","minimum":0,"default":0,"description":"Restart a worker after this many jobs. 0: never."},"allocate_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"How long a worker may take to start, and how long a job waits for a free worker."},"destroy_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Graceful shutdown budget: how long in-flight jobs may finish before they go back to the broker."},"supervisor":{"$ref":"#/definitions/supervisor","default":{},"description":"Per-job timeout and memory limit."},"reset_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's pool reset timeout. Accepted and ignored."},"stream_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's stream timeout. Accepted and ignored."},"max_queue_size":{"type":"integer","minimum":0,"description":"RoadRunner's pool queue size. Accepted and ignored: prefetch bounds what is held."},"debug":{"type":"boolean","description":"RoadRunner's debug mode (a worker per job). Accepted and ignored."},"dynamic_allocator":{"type":"object","additionalProperties":false,"description":"RoadRunner's dynamic worker allocator. Accepted and ignored: the pool size is fixed.","properties":{"max_workers":{"type":"integer","description":"Ignored."},"spawn_rate":{"type":"integer","description":"Ignored."},"idle_timeout":{"$ref":"#/definitions/duration","description":"Ignored."}}}}};
 const schema31 = {"type":"object","additionalProperties":false,"description":"Per-job and per-worker limits (RoadRunner's supervisor).","properties":{"exec_ttl":{"$ref":"#/definitions/duration","default":0,"description":"Longest a job may run; past it the worker is killed and the job fails (a `touch` frame restarts the clock). 0: no limit."},"max_worker_memory":{"type":"integer","minimum":0,"default":0,"description":"RSS limit per worker in MB; a worker over it is replaced once its jobs end (or killed after exec_ttl). 0: no limit."},"watch_tick":{"$ref":"#/definitions/duration","description":"RoadRunner's supervisor tick. Accepted and ignored."},"ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker time to live. Accepted and ignored (see max_jobs)."},"idle_ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker idle time to live. Accepted and ignored."}}};
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -290,6 +290,9 @@ if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.max_concurrency === undefined){
 data.max_concurrency = 16;
 }
+if(data.protocol === undefined){
+data.protocol = "jobrunner";
+}
 if(data.max_jobs === undefined){
 data.max_jobs = 0;
 }
@@ -522,17 +525,9 @@ vErrors.push(err10);
 errors++;
 }
 }
-let data4 = data.max_jobs;
-if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-let dataType4 = typeof data4;
-let coerced4 = undefined;
-if(!(coerced4 !== undefined)){
-if(dataType4 === "boolean" || data4 === null
-              || (dataType4 === "string" && data4 && data4 == +data4 && !(data4 % 1))){
-coerced4 = +data4;
-}
-else {
-const err11 = {instancePath:instancePath+"/max_jobs",schemaPath:"#/properties/max_jobs/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.max_jobs.type,parentSchema:schema27.properties.max_jobs,data:data4};
+let data4 = data.protocol;
+if(!(data4 === "jobrunner")){
+const err11 = {instancePath:instancePath+"/protocol",schemaPath:"#/properties/protocol/enum",keyword:"enum",params:{allowedValues: schema27.properties.protocol.enum},message:"must be equal to one of the allowed values",schema:schema27.properties.protocol.enum,parentSchema:schema27.properties.protocol,data:data4};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -541,17 +536,17 @@ vErrors.push(err11);
 }
 errors++;
 }
+let data5 = data.max_jobs;
+if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
+let dataType4 = typeof data5;
+let coerced4 = undefined;
+if(!(coerced4 !== undefined)){
+if(dataType4 === "boolean" || data5 === null
+              || (dataType4 === "string" && data5 && data5 == +data5 && !(data5 % 1))){
+coerced4 = +data5;
 }
-if(coerced4 !== undefined){
-data4 = coerced4;
-if(data !== undefined){
-data["max_jobs"] = coerced4;
-}
-}
-}
-if((typeof data4 == "number") && (isFinite(data4))){
-if(data4 < 0 || isNaN(data4)){
-const err12 = {instancePath:instancePath+"/max_jobs",schemaPath:"#/properties/max_jobs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema27.properties.max_jobs,data:data4};
+else {
+const err12 = {instancePath:instancePath+"/max_jobs",schemaPath:"#/properties/max_jobs/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.max_jobs.type,parentSchema:schema27.properties.max_jobs,data:data5};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -561,23 +556,16 @@ vErrors.push(err12);
 errors++;
 }
 }
-let data5 = data.allocate_timeout;
-if((typeof data5 !== "string") && (!((typeof data5 == "number") && (isFinite(data5))))){
-let dataType5 = typeof data5;
-let coerced5 = undefined;
-if(!(coerced5 !== undefined)){
-if(dataType5 == "number" || dataType5 == "boolean"){
-coerced5 = "" + data5;
+if(coerced4 !== undefined){
+data5 = coerced4;
+if(data !== undefined){
+data["max_jobs"] = coerced4;
 }
-else if(data5 === null){
-coerced5 = "";
 }
-else if(dataType5 == "boolean" || data5 === null
-              || (dataType5 == "string" && data5 && data5 == +data5)){
-coerced5 = +data5;
 }
-else {
-const err13 = {instancePath:instancePath+"/allocate_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data5};
+if((typeof data5 == "number") && (isFinite(data5))){
+if(data5 < 0 || isNaN(data5)){
+const err13 = {instancePath:instancePath+"/max_jobs",schemaPath:"#/properties/max_jobs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema27.properties.max_jobs,data:data5};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -587,16 +575,23 @@ vErrors.push(err13);
 errors++;
 }
 }
-if(coerced5 !== undefined){
-data5 = coerced5;
-if(data !== undefined){
-data["allocate_timeout"] = coerced5;
+let data6 = data.allocate_timeout;
+if((typeof data6 !== "string") && (!((typeof data6 == "number") && (isFinite(data6))))){
+let dataType5 = typeof data6;
+let coerced5 = undefined;
+if(!(coerced5 !== undefined)){
+if(dataType5 == "number" || dataType5 == "boolean"){
+coerced5 = "" + data6;
 }
+else if(data6 === null){
+coerced5 = "";
 }
+else if(dataType5 == "boolean" || data6 === null
+              || (dataType5 == "string" && data6 && data6 == +data6)){
+coerced5 = +data6;
 }
-if(typeof data5 === "string"){
-if(!(formats0.validate(data5))){
-const err14 = {instancePath:instancePath+"/allocate_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data5};
+else {
+const err14 = {instancePath:instancePath+"/allocate_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data6};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -606,23 +601,16 @@ vErrors.push(err14);
 errors++;
 }
 }
-let data6 = data.destroy_timeout;
-if((typeof data6 !== "string") && (!((typeof data6 == "number") && (isFinite(data6))))){
-let dataType6 = typeof data6;
-let coerced6 = undefined;
-if(!(coerced6 !== undefined)){
-if(dataType6 == "number" || dataType6 == "boolean"){
-coerced6 = "" + data6;
+if(coerced5 !== undefined){
+data6 = coerced5;
+if(data !== undefined){
+data["allocate_timeout"] = coerced5;
 }
-else if(data6 === null){
-coerced6 = "";
 }
-else if(dataType6 == "boolean" || data6 === null
-              || (dataType6 == "string" && data6 && data6 == +data6)){
-coerced6 = +data6;
 }
-else {
-const err15 = {instancePath:instancePath+"/destroy_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data6};
+if(typeof data6 === "string"){
+if(!(formats0.validate(data6))){
+const err15 = {instancePath:instancePath+"/allocate_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data6};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -632,16 +620,23 @@ vErrors.push(err15);
 errors++;
 }
 }
-if(coerced6 !== undefined){
-data6 = coerced6;
-if(data !== undefined){
-data["destroy_timeout"] = coerced6;
+let data7 = data.destroy_timeout;
+if((typeof data7 !== "string") && (!((typeof data7 == "number") && (isFinite(data7))))){
+let dataType6 = typeof data7;
+let coerced6 = undefined;
+if(!(coerced6 !== undefined)){
+if(dataType6 == "number" || dataType6 == "boolean"){
+coerced6 = "" + data7;
 }
+else if(data7 === null){
+coerced6 = "";
 }
+else if(dataType6 == "boolean" || data7 === null
+              || (dataType6 == "string" && data7 && data7 == +data7)){
+coerced6 = +data7;
 }
-if(typeof data6 === "string"){
-if(!(formats0.validate(data6))){
-const err16 = {instancePath:instancePath+"/destroy_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data6};
+else {
+const err16 = {instancePath:instancePath+"/destroy_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data7};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -651,28 +646,16 @@ vErrors.push(err16);
 errors++;
 }
 }
-if(!(validate12(data.supervisor, {instancePath:instancePath+"/supervisor",parentData:data,parentDataProperty:"supervisor",rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
+if(coerced6 !== undefined){
+data7 = coerced6;
+if(data !== undefined){
+data["destroy_timeout"] = coerced6;
 }
-if(data.reset_timeout !== undefined){
-let data8 = data.reset_timeout;
-if((typeof data8 !== "string") && (!((typeof data8 == "number") && (isFinite(data8))))){
-let dataType7 = typeof data8;
-let coerced7 = undefined;
-if(!(coerced7 !== undefined)){
-if(dataType7 == "number" || dataType7 == "boolean"){
-coerced7 = "" + data8;
 }
-else if(data8 === null){
-coerced7 = "";
 }
-else if(dataType7 == "boolean" || data8 === null
-              || (dataType7 == "string" && data8 && data8 == +data8)){
-coerced7 = +data8;
-}
-else {
-const err17 = {instancePath:instancePath+"/reset_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data8};
+if(typeof data7 === "string"){
+if(!(formats0.validate(data7))){
+const err17 = {instancePath:instancePath+"/destroy_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data7};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -682,16 +665,28 @@ vErrors.push(err17);
 errors++;
 }
 }
-if(coerced7 !== undefined){
-data8 = coerced7;
-if(data !== undefined){
-data["reset_timeout"] = coerced7;
+if(!(validate12(data.supervisor, {instancePath:instancePath+"/supervisor",parentData:data,parentDataProperty:"supervisor",rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
 }
+if(data.reset_timeout !== undefined){
+let data9 = data.reset_timeout;
+if((typeof data9 !== "string") && (!((typeof data9 == "number") && (isFinite(data9))))){
+let dataType7 = typeof data9;
+let coerced7 = undefined;
+if(!(coerced7 !== undefined)){
+if(dataType7 == "number" || dataType7 == "boolean"){
+coerced7 = "" + data9;
 }
+else if(data9 === null){
+coerced7 = "";
 }
-if(typeof data8 === "string"){
-if(!(formats0.validate(data8))){
-const err18 = {instancePath:instancePath+"/reset_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data8};
+else if(dataType7 == "boolean" || data9 === null
+              || (dataType7 == "string" && data9 && data9 == +data9)){
+coerced7 = +data9;
+}
+else {
+const err18 = {instancePath:instancePath+"/reset_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data9};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -701,25 +696,16 @@ vErrors.push(err18);
 errors++;
 }
 }
+if(coerced7 !== undefined){
+data9 = coerced7;
+if(data !== undefined){
+data["reset_timeout"] = coerced7;
 }
-if(data.stream_timeout !== undefined){
-let data9 = data.stream_timeout;
-if((typeof data9 !== "string") && (!((typeof data9 == "number") && (isFinite(data9))))){
-let dataType8 = typeof data9;
-let coerced8 = undefined;
-if(!(coerced8 !== undefined)){
-if(dataType8 == "number" || dataType8 == "boolean"){
-coerced8 = "" + data9;
 }
-else if(data9 === null){
-coerced8 = "";
 }
-else if(dataType8 == "boolean" || data9 === null
-              || (dataType8 == "string" && data9 && data9 == +data9)){
-coerced8 = +data9;
-}
-else {
-const err19 = {instancePath:instancePath+"/stream_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data9};
+if(typeof data9 === "string"){
+if(!(formats0.validate(data9))){
+const err19 = {instancePath:instancePath+"/reset_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data9};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -729,16 +715,25 @@ vErrors.push(err19);
 errors++;
 }
 }
-if(coerced8 !== undefined){
-data9 = coerced8;
-if(data !== undefined){
-data["stream_timeout"] = coerced8;
 }
+if(data.stream_timeout !== undefined){
+let data10 = data.stream_timeout;
+if((typeof data10 !== "string") && (!((typeof data10 == "number") && (isFinite(data10))))){
+let dataType8 = typeof data10;
+let coerced8 = undefined;
+if(!(coerced8 !== undefined)){
+if(dataType8 == "number" || dataType8 == "boolean"){
+coerced8 = "" + data10;
 }
+else if(data10 === null){
+coerced8 = "";
 }
-if(typeof data9 === "string"){
-if(!(formats0.validate(data9))){
-const err20 = {instancePath:instancePath+"/stream_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data9};
+else if(dataType8 == "boolean" || data10 === null
+              || (dataType8 == "string" && data10 && data10 == +data10)){
+coerced8 = +data10;
+}
+else {
+const err20 = {instancePath:instancePath+"/stream_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data10};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -748,19 +743,16 @@ vErrors.push(err20);
 errors++;
 }
 }
+if(coerced8 !== undefined){
+data10 = coerced8;
+if(data !== undefined){
+data["stream_timeout"] = coerced8;
 }
-if(data.max_queue_size !== undefined){
-let data10 = data.max_queue_size;
-if(!(((typeof data10 == "number") && (!(data10 % 1) && !isNaN(data10))) && (isFinite(data10)))){
-let dataType9 = typeof data10;
-let coerced9 = undefined;
-if(!(coerced9 !== undefined)){
-if(dataType9 === "boolean" || data10 === null
-              || (dataType9 === "string" && data10 && data10 == +data10 && !(data10 % 1))){
-coerced9 = +data10;
 }
-else {
-const err21 = {instancePath:instancePath+"/max_queue_size",schemaPath:"#/properties/max_queue_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.max_queue_size.type,parentSchema:schema27.properties.max_queue_size,data:data10};
+}
+if(typeof data10 === "string"){
+if(!(formats0.validate(data10))){
+const err21 = {instancePath:instancePath+"/stream_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data10};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -770,16 +762,19 @@ vErrors.push(err21);
 errors++;
 }
 }
-if(coerced9 !== undefined){
-data10 = coerced9;
-if(data !== undefined){
-data["max_queue_size"] = coerced9;
 }
+if(data.max_queue_size !== undefined){
+let data11 = data.max_queue_size;
+if(!(((typeof data11 == "number") && (!(data11 % 1) && !isNaN(data11))) && (isFinite(data11)))){
+let dataType9 = typeof data11;
+let coerced9 = undefined;
+if(!(coerced9 !== undefined)){
+if(dataType9 === "boolean" || data11 === null
+              || (dataType9 === "string" && data11 && data11 == +data11 && !(data11 % 1))){
+coerced9 = +data11;
 }
-}
-if((typeof data10 == "number") && (isFinite(data10))){
-if(data10 < 0 || isNaN(data10)){
-const err22 = {instancePath:instancePath+"/max_queue_size",schemaPath:"#/properties/max_queue_size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema27.properties.max_queue_size,data:data10};
+else {
+const err22 = {instancePath:instancePath+"/max_queue_size",schemaPath:"#/properties/max_queue_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.max_queue_size.type,parentSchema:schema27.properties.max_queue_size,data:data11};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -789,20 +784,16 @@ vErrors.push(err22);
 errors++;
 }
 }
+if(coerced9 !== undefined){
+data11 = coerced9;
+if(data !== undefined){
+data["max_queue_size"] = coerced9;
 }
-if(data.debug !== undefined){
-let data11 = data.debug;
-if(typeof data11 !== "boolean"){
-let coerced10 = undefined;
-if(!(coerced10 !== undefined)){
-if(data11 === "false" || data11 === 0 || data11 === null){
-coerced10 = false;
 }
-else if(data11 === "true" || data11 === 1){
-coerced10 = true;
 }
-else {
-const err23 = {instancePath:instancePath+"/debug",schemaPath:"#/properties/debug/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema27.properties.debug.type,parentSchema:schema27.properties.debug,data:data11};
+if((typeof data11 == "number") && (isFinite(data11))){
+if(data11 < 0 || isNaN(data11)){
+const err23 = {instancePath:instancePath+"/max_queue_size",schemaPath:"#/properties/max_queue_size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema27.properties.max_queue_size,data:data11};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -812,20 +803,20 @@ vErrors.push(err23);
 errors++;
 }
 }
-if(coerced10 !== undefined){
-data11 = coerced10;
-if(data !== undefined){
-data["debug"] = coerced10;
 }
+if(data.debug !== undefined){
+let data12 = data.debug;
+if(typeof data12 !== "boolean"){
+let coerced10 = undefined;
+if(!(coerced10 !== undefined)){
+if(data12 === "false" || data12 === 0 || data12 === null){
+coerced10 = false;
 }
+else if(data12 === "true" || data12 === 1){
+coerced10 = true;
 }
-}
-if(data.dynamic_allocator !== undefined){
-let data12 = data.dynamic_allocator;
-if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
-for(const key1 in data12){
-if(!(((key1 === "max_workers") || (key1 === "spawn_rate")) || (key1 === "idle_timeout"))){
-const err24 = {instancePath:instancePath+"/dynamic_allocator",schemaPath:"#/properties/dynamic_allocator/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema27.properties.dynamic_allocator,data:data12};
+else {
+const err24 = {instancePath:instancePath+"/debug",schemaPath:"#/properties/debug/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema27.properties.debug.type,parentSchema:schema27.properties.debug,data:data12};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -835,18 +826,20 @@ vErrors.push(err24);
 errors++;
 }
 }
-if(data12.max_workers !== undefined){
-let data13 = data12.max_workers;
-if(!(((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13))) && (isFinite(data13)))){
-let dataType11 = typeof data13;
-let coerced11 = undefined;
-if(!(coerced11 !== undefined)){
-if(dataType11 === "boolean" || data13 === null
-              || (dataType11 === "string" && data13 && data13 == +data13 && !(data13 % 1))){
-coerced11 = +data13;
+if(coerced10 !== undefined){
+data12 = coerced10;
+if(data !== undefined){
+data["debug"] = coerced10;
 }
-else {
-const err25 = {instancePath:instancePath+"/dynamic_allocator/max_workers",schemaPath:"#/properties/dynamic_allocator/properties/max_workers/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.dynamic_allocator.properties.max_workers.type,parentSchema:schema27.properties.dynamic_allocator.properties.max_workers,data:data13};
+}
+}
+}
+if(data.dynamic_allocator !== undefined){
+let data13 = data.dynamic_allocator;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+for(const key1 in data13){
+if(!(((key1 === "max_workers") || (key1 === "spawn_rate")) || (key1 === "idle_timeout"))){
+const err25 = {instancePath:instancePath+"/dynamic_allocator",schemaPath:"#/properties/dynamic_allocator/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema27.properties.dynamic_allocator,data:data13};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -856,26 +849,18 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(coerced11 !== undefined){
-data13 = coerced11;
-if(data12 !== undefined){
-data12["max_workers"] = coerced11;
-}
-}
-}
-}
-if(data12.spawn_rate !== undefined){
-let data14 = data12.spawn_rate;
+if(data13.max_workers !== undefined){
+let data14 = data13.max_workers;
 if(!(((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14))) && (isFinite(data14)))){
-let dataType12 = typeof data14;
-let coerced12 = undefined;
-if(!(coerced12 !== undefined)){
-if(dataType12 === "boolean" || data14 === null
-              || (dataType12 === "string" && data14 && data14 == +data14 && !(data14 % 1))){
-coerced12 = +data14;
+let dataType11 = typeof data14;
+let coerced11 = undefined;
+if(!(coerced11 !== undefined)){
+if(dataType11 === "boolean" || data14 === null
+              || (dataType11 === "string" && data14 && data14 == +data14 && !(data14 % 1))){
+coerced11 = +data14;
 }
 else {
-const err26 = {instancePath:instancePath+"/dynamic_allocator/spawn_rate",schemaPath:"#/properties/dynamic_allocator/properties/spawn_rate/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.dynamic_allocator.properties.spawn_rate.type,parentSchema:schema27.properties.dynamic_allocator.properties.spawn_rate,data:data14};
+const err26 = {instancePath:instancePath+"/dynamic_allocator/max_workers",schemaPath:"#/properties/dynamic_allocator/properties/max_workers/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.dynamic_allocator.properties.max_workers.type,parentSchema:schema27.properties.dynamic_allocator.properties.max_workers,data:data14};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -885,32 +870,26 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(coerced12 !== undefined){
-data14 = coerced12;
-if(data12 !== undefined){
-data12["spawn_rate"] = coerced12;
+if(coerced11 !== undefined){
+data14 = coerced11;
+if(data13 !== undefined){
+data13["max_workers"] = coerced11;
 }
 }
 }
 }
-if(data12.idle_timeout !== undefined){
-let data15 = data12.idle_timeout;
-if((typeof data15 !== "string") && (!((typeof data15 == "number") && (isFinite(data15))))){
-let dataType13 = typeof data15;
-let coerced13 = undefined;
-if(!(coerced13 !== undefined)){
-if(dataType13 == "number" || dataType13 == "boolean"){
-coerced13 = "" + data15;
-}
-else if(data15 === null){
-coerced13 = "";
-}
-else if(dataType13 == "boolean" || data15 === null
-              || (dataType13 == "string" && data15 && data15 == +data15)){
-coerced13 = +data15;
+if(data13.spawn_rate !== undefined){
+let data15 = data13.spawn_rate;
+if(!(((typeof data15 == "number") && (!(data15 % 1) && !isNaN(data15))) && (isFinite(data15)))){
+let dataType12 = typeof data15;
+let coerced12 = undefined;
+if(!(coerced12 !== undefined)){
+if(dataType12 === "boolean" || data15 === null
+              || (dataType12 === "string" && data15 && data15 == +data15 && !(data15 % 1))){
+coerced12 = +data15;
 }
 else {
-const err27 = {instancePath:instancePath+"/dynamic_allocator/idle_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data15};
+const err27 = {instancePath:instancePath+"/dynamic_allocator/spawn_rate",schemaPath:"#/properties/dynamic_allocator/properties/spawn_rate/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema27.properties.dynamic_allocator.properties.spawn_rate.type,parentSchema:schema27.properties.dynamic_allocator.properties.spawn_rate,data:data15};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -920,16 +899,32 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(coerced13 !== undefined){
-data15 = coerced13;
-if(data12 !== undefined){
-data12["idle_timeout"] = coerced13;
+if(coerced12 !== undefined){
+data15 = coerced12;
+if(data13 !== undefined){
+data13["spawn_rate"] = coerced12;
 }
 }
 }
-if(typeof data15 === "string"){
-if(!(formats0.validate(data15))){
-const err28 = {instancePath:instancePath+"/dynamic_allocator/idle_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data15};
+}
+if(data13.idle_timeout !== undefined){
+let data16 = data13.idle_timeout;
+if((typeof data16 !== "string") && (!((typeof data16 == "number") && (isFinite(data16))))){
+let dataType13 = typeof data16;
+let coerced13 = undefined;
+if(!(coerced13 !== undefined)){
+if(dataType13 == "number" || dataType13 == "boolean"){
+coerced13 = "" + data16;
+}
+else if(data16 === null){
+coerced13 = "";
+}
+else if(dataType13 == "boolean" || data16 === null
+              || (dataType13 == "string" && data16 && data16 == +data16)){
+coerced13 = +data16;
+}
+else {
+const err28 = {instancePath:instancePath+"/dynamic_allocator/idle_timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data16};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -939,10 +934,16 @@ vErrors.push(err28);
 errors++;
 }
 }
+if(coerced13 !== undefined){
+data16 = coerced13;
+if(data13 !== undefined){
+data13["idle_timeout"] = coerced13;
 }
 }
-else {
-const err29 = {instancePath:instancePath+"/dynamic_allocator",schemaPath:"#/properties/dynamic_allocator/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema27.properties.dynamic_allocator.type,parentSchema:schema27.properties.dynamic_allocator,data:data12};
+}
+if(typeof data16 === "string"){
+if(!(formats0.validate(data16))){
+const err29 = {instancePath:instancePath+"/dynamic_allocator/idle_timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data16};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -953,13 +954,26 @@ errors++;
 }
 }
 }
+}
 else {
-const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema27.type,parentSchema:schema27,data};
+const err30 = {instancePath:instancePath+"/dynamic_allocator",schemaPath:"#/properties/dynamic_allocator/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema27.properties.dynamic_allocator.type,parentSchema:schema27.properties.dynamic_allocator,data:data13};
 if(vErrors === null){
 vErrors = [err30];
 }
 else {
 vErrors.push(err30);
+}
+errors++;
+}
+}
+}
+else {
+const err31 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema27.type,parentSchema:schema27,data};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
 }
 errors++;
 }

@@ -78,6 +78,7 @@ function pool(base: Obj, override: Obj, overrideRaw: Obj): PoolConfig {
   return {
     numWorkers: num(pick('num_workers'), availableParallelism()),
     maxConcurrency: num(pick('max_concurrency'), 16),
+    protocol: str(pick('protocol')) || 'jobrunner',
     maxJobs: num(pick('max_jobs'), 0),
     allocateTimeoutMs: ms(pick('allocate_timeout'), 60_000),
     destroyTimeoutMs: ms(pick('destroy_timeout'), 60_000),

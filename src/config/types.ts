@@ -15,6 +15,8 @@ export interface TlsConfig {
 export interface PoolConfig {
   numWorkers: number;
   maxConcurrency: number;
+  /** the worker protocol's name (src/protocol/registry.ts) */
+  protocol: string;
   /** 0: never restart for job count */
   maxJobs: number;
   allocateTimeoutMs: number;

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { Pipeline, type PipelineOptions } from '../pipelines/pipeline.js';
 import { createPool } from '../pool/index.js';
+import { protocolNamed } from '../protocol/registry.js';
 import { deferred } from '../shared/deferred.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../shared/errors.js';
 import { startHttpServer, type Control, type HealthReport, type HttpServer, type PushRequest } from '../http/server.js';
@@ -145,7 +146,10 @@ export class Daemon implements Control {
   }
 
   private makePool(p: PipelineConfig): ReturnType<typeof createPool> {
-    const pool = createPool({ pipeline: p.name, command: p.command, env: p.env, pool: p.pool, logger: this.logger });
+    const protocol = protocolNamed(p.pool.protocol);
+    // the schema's enum lists the registry's names (a test keeps them equal): this is a bug, not a user mistake
+    if (protocol === undefined) throw new JobrunnerError('E_INTERNAL', `pipeline ${p.name}: no worker protocol named ${p.pool.protocol}`);
+    const pool = createPool({ pipeline: p.name, command: p.command, env: p.env, pool: p.pool, protocol, logger: this.logger });
     pool.on('worker-exit', (info) => {
       if (info.reason !== 'stop') this.metrics.workerRestarts.inc({ pipeline: p.name, reason: info.reason });
     });

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
-import type { Encoding } from '../protocol/frames.js';
+import type { Encoding } from '../protocol/payload.js';
 
 export interface PushRequest {
   job: string;

@@ -1,22 +1,20 @@
-// Builds the OutgoingJobs a pipeline publishes: follow-ups from publish frames, retries and requeues of
+// Builds the OutgoingJobs a pipeline publishes: follow-ups a worker asked for, retries and requeues of
 // a delivery, and dead letters to a dead-letter pipeline.
 
 import { randomUUID } from 'node:crypto';
 import type { Delivery, Headers, OutgoingJob } from '../drivers/driver.js';
-import type { PublishFrame } from '../protocol/frames.js';
-import { payloadToBody } from '../protocol/payload.js';
+import type { FollowUp } from '../pool/types.js';
 
-export function followUpJob(frame: PublishFrame, traceparent: string | undefined): OutgoingJob {
-  const { body, contentType } = payloadToBody(frame.payload, frame.encoding);
+export function followUpJob(f: FollowUp, traceparent: string | undefined): OutgoingJob {
   return {
     id: randomUUID(),
-    job: frame.job,
-    pipeline: frame.pipeline,
-    body,
-    contentType,
-    headers: frame.headers ?? {},
-    delayMs: Math.max(0, Math.round((frame.delay ?? 0) * 1000)),
-    ...(frame.priority === undefined ? {} : { priority: frame.priority }),
+    job: f.job,
+    pipeline: f.pipeline,
+    body: f.body,
+    contentType: f.contentType,
+    headers: f.headers,
+    delayMs: f.delayMs,
+    ...(f.priority === undefined ? {} : { priority: f.priority }),
     ...(traceparent === undefined ? {} : { traceparent }),
   };
 }

@@ -4,9 +4,7 @@
 
 import type { PipelineConfig } from '../config/types.js';
 import type { BrokerPipeline, Delivery, OutgoingJob } from '../drivers/driver.js';
-import type { JobFrame, PublishFrame } from '../protocol/frames.js';
-import { bodyToPayload } from '../protocol/payload.js';
-import type { JobOutcome, WorkerPool } from '../pool/types.js';
+import type { FollowUp, JobOutcome, WorkerJob, WorkerPool } from '../pool/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, PipelineMetrics } from '../observability/metrics.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
@@ -181,28 +179,28 @@ export class Pipeline {
     const { delivery } = held;
     const config = this.opts.config;
     this.runningIds.add(delivery.id);
-    const { payload, encoding } = bodyToPayload(delivery.body, delivery.contentType);
     const trace = this.opts.traceJob?.(delivery, config);
     const traceparent = trace?.traceparent ?? delivery.traceparent;
     // retries and dead letters of this delivery continue the consumer span's trace
     if (trace?.traceparent !== undefined) delivery.traceparent = trace.traceparent;
-    const frame: JobFrame = {
-      type: 'job',
+    const job: WorkerJob = {
       id: delivery.id,
       job: delivery.job,
       pipeline: this.name,
-      payload,
-      encoding,
+      body: delivery.body,
+      contentType: delivery.contentType,
       headers: delivery.headers,
       attempt: delivery.attempt,
-      meta: { driver: config.driver, queue: delivery.queue, message_id: delivery.messageId ?? delivery.id, redelivered: delivery.redelivered },
+      driver: config.driver,
+      queue: delivery.queue,
+      messageId: delivery.messageId ?? delivery.id,
+      redelivered: delivery.redelivered,
+      traceparent,
     };
-    if (config.pool.execTtlMs > 0) frame.deadline = new Date(Date.now() + config.pool.execTtlMs).toISOString();
-    if (traceparent !== undefined) frame.trace = { traceparent };
     const pool = this.pool as WorkerPool;
     pool
-      .run(frame, {
-        onPublish: (f: PublishFrame) => {
+      .run(job, {
+        onPublish: (f: FollowUp) => {
           (held.publishes ??= []).push(this.publishFollowUp(delivery, f, traceparent));
         },
         onTouch: () => {
@@ -222,7 +220,7 @@ export class Pipeline {
       );
   }
 
-  private publishFollowUp(parent: Delivery, frame: PublishFrame, traceparent: string | undefined): Promise<void> {
+  private publishFollowUp(parent: Delivery, frame: FollowUp, traceparent: string | undefined): Promise<void> {
     if (parent.live?.() === false) {
       // the parent's connection is gone, so the broker hands the parent out again and its next run
       // publishes this follow-up again: publishing it now would only make a duplicate

@@ -1,14 +1,13 @@
-// The worker pool of one pipeline (SPEC §4, issue 2 item 4): dispatches job frames to the least-loaded
-// worker, matches answers by job id, enforces allocate_timeout, exec_ttl, max_worker_memory and
+// The worker pool of one pipeline (SPEC §4, issue 2 item 4): dispatches jobs to the least-loaded
+// worker, matches answers to jobs, enforces allocate_timeout, exec_ttl, max_worker_memory and
 // max_jobs, replaces dead workers with backoff, and stops gracefully (stop frame, SIGTERM, SIGKILL).
+// It speaks to workers only through a WorkerProtocol (src/protocol/codec.ts): bytes out, frames in.
 // Hot path (issue 7): no timer per job (one sweeping timer per limit), frames batched per tick.
 
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../observability/logger.js';
-import type { JobFrame, NackFrame } from '../protocol/frames.js';
-import { encodeFrame } from '../protocol/codec.js';
-import { parseWorkerLine } from '../protocol/validate.js';
+import type { Chunk, Decoded, WorkerFrame, WorkerJob, WorkerProtocol } from '../protocol/codec.js';
 import { backoffDelay, type BackoffPolicy } from '../shared/backoff.js';
 import { errorMessage, JobrunnerError } from '../shared/errors.js';
 import type { PoolConfig } from '../config/types.js';
@@ -37,7 +36,6 @@ const DEFAULT_TIMINGS: PoolTimings = {
 
 const ACK: JobOutcome = Object.freeze({ kind: 'ack' });
 const RELEASED: JobOutcome = Object.freeze({ kind: 'released' });
-const STOP_LINE = encodeFrame({ type: 'stop' });
 /** longest part of a stray stdout line put in the log */
 const LOG_LINE_CHARS = 200;
 
@@ -68,25 +66,28 @@ class Pool extends EventEmitter implements WorkerPool {
   private lastDeadline = 0;
   private lastDeadlineIso = '';
   private readonly hooks: WorkerHooks;
+  private readonly protocol: WorkerProtocol;
+  private readonly stopFrame: Chunk;
 
   constructor(private readonly options: PoolOptions) {
     super();
     this.cfg = options.pool;
+    this.protocol = options.protocol;
+    this.stopFrame = options.protocol.encodeStop();
     this.log = options.logger.child({ pipeline: options.pipeline });
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     this.restartPolicy = { initialMs: this.timings.restartInitialMs, maxMs: this.timings.restartMaxMs, multiplier: 2, jitter: 0.1 };
     this.hooks = {
       onSpawn: (w) => this.onSpawn(w),
       onSpawnError: (w, err) => this.onSpawnError(w, err),
-      onStdoutLine: (w, line) => {
+      onStdout: (w, event) => {
         try {
-          this.onLine(w, line);
+          this.onStdout(w, event);
         } catch (err) {
           // a bug here must not take the daemon down: treat it as this worker's protocol error
           this.protocolError(w, `frame handling failed: ${errorMessage(err)}`);
         }
       },
-      onStdoutOverflow: (w, bytes) => this.protocolError(w, `a stdout line longer than the limit (${bytes} bytes)`),
       onStderrLine: (w, line) => this.log.info({ pid: w.pid, stream: 'stderr' }, line),
       onDrain: () => this.drain(),
       onClose: (w, code, signal) => this.onClose(w, code, signal),
@@ -101,14 +102,7 @@ class Pool extends EventEmitter implements WorkerPool {
   private async doStart(): Promise<void> {
     if (this.stopRequested) return; // stopped before it started: spawn nothing, arm no timer
     const o = this.options;
-    this.baseEnv = {
-      ...process.env,
-      ...o.env,
-      JOBRUNNER_PIPELINE: o.pipeline,
-      JOBRUNNER_PROTOCOL: '1',
-      JOBRUNNER_MAX_CONCURRENCY: String(this.cfg.maxConcurrency),
-      RR_MODE: 'jobs',
-    };
+    this.baseEnv = { ...process.env, ...o.env };
     if (this.cfg.execTtlMs > 0) {
       const tick = Math.min(1000, Math.max(10, Math.floor(this.cfg.execTtlMs / 10)));
       this.ttlTimer = setInterval(() => this.sweepDeadlines(), tick);
@@ -123,10 +117,10 @@ class Pool extends EventEmitter implements WorkerPool {
     }
   }
 
-  run(frame: JobFrame, callbacks: JobCallbacks): Promise<JobOutcome> {
+  run(work: WorkerJob, callbacks: JobCallbacks): Promise<JobOutcome> {
     if (this.stopRequested) return Promise.resolve(RELEASED);
     return new Promise<JobOutcome>((resolve) => {
-      const job: PendingJob = { id: frame.id, frame, callbacks, resolve, queuedAt: Date.now(), deadline: 0, worker: undefined, settled: false };
+      const job: PendingJob = { id: work.id, job: work, callbacks, resolve, queuedAt: Date.now(), deadline: 0, worker: undefined, settled: false };
       if (this.queueHead === this.queue.length && this.tryDispatch(job)) return;
       this.queue.push(job);
       if (this.allocateTimer === undefined && this.cfg.allocateTimeoutMs > 0) {
@@ -140,7 +134,7 @@ class Pool extends EventEmitter implements WorkerPool {
     const now = Date.now();
     let healthy = false;
     for (const w of this.workers) {
-      if (w.state === 'ready' && w.jobs.size >= this.cfg.maxConcurrency) workers.busy++;
+      if (w.state === 'ready' && w.jobs.size >= w.capacity) workers.busy++;
       else workers[w.state]++;
       if (w.state === 'ready' && (w.answered || now - w.startedAt >= this.timings.healthyAfterMs)) healthy = true;
     }
@@ -170,10 +164,11 @@ class Pool extends EventEmitter implements WorkerPool {
       for (const w of this.workers) {
         w.exitReason ??= 'stop';
         w.state = 'stopping';
-        w.sendStop(STOP_LINE);
+        w.sendStop(this.stopFrame);
       }
-      if (!(await this.allClosed(timeoutMs))) {
-        this.log.warn({ workers: this.workers.size, timeoutMs }, 'workers did not exit after stop; sending SIGTERM');
+      const grace = Math.min(timeoutMs, this.protocol.stopTimeoutMs ?? timeoutMs);
+      if (!(await this.allClosed(grace))) {
+        this.log.warn({ workers: this.workers.size, timeoutMs: grace }, 'workers did not exit after stop; sending SIGTERM');
         for (const w of this.workers) w.signal('SIGTERM');
         if (!(await this.allClosed(this.timings.killGraceMs))) {
           this.log.warn({ workers: this.workers.size }, 'workers did not exit after SIGTERM; sending SIGKILL');
@@ -206,22 +201,27 @@ class Pool extends EventEmitter implements WorkerPool {
   /** Hands the job to the least-loaded ready worker with a free slot; false when there is none. */
   private tryDispatch(job: PendingJob): boolean {
     let best: WorkerProcess | undefined;
-    let bestLoad = this.cfg.maxConcurrency;
-    // a new worker gets its first job once it has lived through probation: one that dies at start then
-    // takes no job with it (see noteDeath), and a death while holding a job is that job's doing
+    let bestFree = 0;
+    // a new worker that has not said `ready` gets its first job once it has lived through probation:
+    // one that dies at start then takes no job with it (see noteDeath), and a death while holding a
+    // job is that job's doing. With a handshake, it gets none before its answer.
     const probation = Date.now() - this.timings.probationMs;
+    const handshake = this.protocol.handshake !== undefined;
     for (const w of this.workers) {
       if (w.state !== 'ready' || !w.writable) continue;
-      if (!w.answered && w.startedAt > probation) {
-        this.drainAfterProbation(w);
-        continue;
+      if (!w.announced) {
+        if (handshake) continue;
+        if (!w.answered && w.startedAt > probation) {
+          this.drainAfterProbation(w);
+          continue;
+        }
       }
-      const load = w.jobs.size;
+      const free = w.capacity - w.jobs.size;
       // two jobs with one id on one worker could not be told apart: keep them on different workers
-      if (load < bestLoad && !w.jobs.has(job.id)) {
+      if (free > bestFree && !w.jobs.has(job.id)) {
         best = w;
-        bestLoad = load;
-        if (load === 0) break;
+        bestFree = free;
+        if (w.jobs.size === 0) break;
       }
     }
     if (best === undefined) return false;
@@ -230,9 +230,10 @@ class Pool extends EventEmitter implements WorkerPool {
   }
 
   private assign(w: WorkerProcess, job: PendingJob): void {
-    const frame = job.frame;
-    // run() and drain() hand only jobs not yet assigned here, so the frame is always still there
-    if (frame === undefined) throw new JobrunnerError('E_INTERNAL', `job ${job.id} was assigned twice`);
+    const work = job.job;
+    // run() and drain() hand only jobs not yet assigned here, so the job is always still there
+    if (work === undefined) throw new JobrunnerError('E_INTERNAL', `job ${job.id} was assigned twice`);
+    let deadline: string | undefined;
     if (this.cfg.execTtlMs > 0) {
       job.deadline = Date.now() + this.cfg.execTtlMs;
       // many jobs start within one millisecond under load: format the time once per millisecond
@@ -240,23 +241,23 @@ class Pool extends EventEmitter implements WorkerPool {
         this.lastDeadline = job.deadline;
         this.lastDeadlineIso = new Date(job.deadline).toISOString();
       }
-      frame.deadline = this.lastDeadlineIso;
+      deadline = this.lastDeadlineIso;
     }
-    let line: string;
+    let bytes: Chunk;
     try {
-      line = encodeFrame(frame);
+      bytes = this.protocol.encodeJob(work, deadline);
     } catch (err) {
       job.settled = true;
-      job.resolve({ kind: 'failed', code: 'E_WORKER_PROTOCOL', error: `the job frame cannot be encoded: ${errorMessage(err)}` });
+      job.resolve({ kind: 'failed', code: 'E_WORKER_PROTOCOL', error: `the job cannot be encoded for protocol ${this.protocol.name}: ${errorMessage(err)}` });
       return;
     }
-    job.frame = undefined;
+    job.job = undefined;
     job.worker = w;
     w.jobs.set(job.id, job);
     this.inFlight++;
     w.dispatched++;
-    w.write(line);
-    if (this.cfg.maxJobs > 0 && w.dispatched >= this.cfg.maxJobs) this.retire(w);
+    w.write(bytes);
+    if (this.cfg.maxJobs > 0 && w.dispatched >= this.cfg.maxJobs) this.retire(w, 'max_jobs');
   }
 
   private probationTimer: NodeJS.Timeout | undefined;
@@ -318,43 +319,59 @@ class Pool extends EventEmitter implements WorkerPool {
     const w = job.worker;
     if (w !== undefined && w.jobs.delete(job.id)) this.inFlight--;
     job.resolve(outcome);
-    if (w !== undefined && w.state === 'stopping' && w.exitReason === 'max_jobs' && w.jobs.size === 0) this.armRetireTimer(w);
+    if (w !== undefined && w.state === 'stopping' && (w.exitReason === 'max_jobs' || w.exitReason === 'restart') && w.jobs.size === 0) this.armRetireTimer(w);
   }
 
   // ---- frames from workers ----
 
-  private onLine(w: WorkerProcess, line: string): void {
+  private onStdout(w: WorkerProcess, event: Decoded): void {
     if (w.killed) return;
-    const parsed = parseWorkerLine(line);
-    if (parsed.kind === 'not-json') {
-      this.log.warn({ pid: w.pid, line: line.length > LOG_LINE_CHARS ? line.slice(0, LOG_LINE_CHARS) + '…' : line }, 'worker wrote a stdout line that is not a JSON frame; ignored');
+    switch (event.kind) {
+      case 'noise': {
+        const text = event.text;
+        this.log.warn({ pid: w.pid, line: text.length > LOG_LINE_CHARS ? text.slice(0, LOG_LINE_CHARS) + '…' : text }, 'worker wrote stdout output that is not a frame; ignored');
+        return;
+      }
+      case 'invalid':
+        this.protocolError(w, event.error, event.id);
+        return;
+      case 'frame':
+        this.onFrame(w, event.frame);
+        return;
+      default: {
+        const never: never = event;
+        this.protocolError(w, `unhandled decoder event ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onFrame(w: WorkerProcess, frame: WorkerFrame): void {
+    if (frame.type === 'ready') {
+      this.onReady(w, frame.maxConcurrency);
       return;
     }
-    if (parsed.kind === 'invalid') {
-      this.protocolError(w, parsed.error, parsed.id);
-      return;
-    }
-    const frame = parsed.frame;
-    const job = w.jobs.get(frame.id);
-    if (job === undefined) {
-      this.protocolError(w, `${frame.type} frame for unknown job id "${cut(frame.id)}"`);
-      return;
-    }
+    const job = this.jobOf(w, frame.id, frame.type);
+    if (job === undefined) return;
     if (!w.answered) this.markHealthy(w);
     switch (frame.type) {
       case 'ack':
         this.settle(job, ACK);
         this.drain();
         return;
-      case 'nack':
-        this.settle(job, nackOutcome(frame));
+      case 'nack': {
+        const out: JobOutcome & { kind: 'nack' } = { kind: 'nack', error: frame.error };
+        if (frame.requeue !== undefined) out.requeue = frame.requeue;
+        if (frame.delayMs !== undefined) out.delayMs = frame.delayMs;
+        if (frame.headers !== undefined) out.headers = frame.headers;
+        this.settle(job, out);
         this.drain();
         return;
+      }
       case 'publish':
         try {
-          job.callbacks.onPublish(frame);
+          job.callbacks.onPublish(frame.followUp);
         } catch (err) {
-          this.log.error({ pid: w.pid, job: frame.id, err }, 'onPublish failed');
+          this.log.error({ pid: w.pid, job: job.id, err }, 'onPublish failed');
         }
         return;
       case 'touch':
@@ -362,14 +379,46 @@ class Pool extends EventEmitter implements WorkerPool {
         try {
           job.callbacks.onTouch();
         } catch (err) {
-          this.log.error({ pid: w.pid, job: frame.id, err }, 'onTouch failed');
+          this.log.error({ pid: w.pid, job: job.id, err }, 'onTouch failed');
         }
+        return;
+      case 'restart':
+        this.log.info({ pid: w.pid, job: job.id }, 'worker asked to be replaced; its job goes back to the broker');
+        this.settle(job, RELEASED);
+        if (w.state !== 'stopping') this.retire(w, 'restart');
+        this.drain();
         return;
       default: {
         const never: never = frame;
         this.protocolError(w, `unhandled frame ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /** the job an answer is for: by id, or (a protocol without ids) the one job the worker holds */
+  private jobOf(w: WorkerProcess, id: string | undefined, type: string): PendingJob | undefined {
+    if (id !== undefined) {
+      const job = w.jobs.get(id);
+      if (job === undefined) this.protocolError(w, `${type} frame for unknown job id "${cut(id)}"`);
+      return job;
+    }
+    if (w.jobs.size === 1) return w.jobs.values().next().value as PendingJob;
+    this.protocolError(w, w.jobs.size === 0 ? `${type} answer while the worker holds no job` : `${type} answer without a job id while the worker holds ${w.jobs.size} jobs`);
+    return undefined;
+  }
+
+  /** `ready` (or the handshake's answer): the worker takes jobs now, as many as it can hold */
+  private onReady(w: WorkerProcess, announced: number | undefined): void {
+    if (w.announced || w.dispatched > 0) {
+      this.protocolError(w, w.announced ? 'a second ready frame' : 'a ready frame after the worker got its first job');
+      return;
+    }
+    w.announced = true;
+    clearTimeout(w.startTimer);
+    w.startTimer = undefined;
+    w.capacity = this.protocol.multiplexed ? Math.max(1, Math.min(announced ?? 1, this.cfg.maxConcurrency)) : 1;
+    this.log.debug({ pid: w.pid, capacity: w.capacity }, 'worker ready');
+    this.drain();
   }
 
   private protocolError(w: WorkerProcess, error: string, id?: string): void {
@@ -438,11 +487,11 @@ class Pool extends EventEmitter implements WorkerPool {
     this.drain();
   }
 
-  /** max_jobs reached: no new jobs, `stop` sent once the frame is out, a replacement started now. */
-  private retire(w: WorkerProcess): void {
+  /** max_jobs reached, or the worker asked for it: no new jobs, `stop` sent after what is queued, a replacement started now. */
+  private retire(w: WorkerProcess, reason: 'max_jobs' | 'restart'): void {
     w.state = 'stopping';
-    w.exitReason = 'max_jobs';
-    w.sendStop(STOP_LINE);
+    w.exitReason = reason;
+    w.sendStop(this.stopFrame);
     if (w.jobs.size === 0) this.armRetireTimer(w);
     this.replenish();
   }
@@ -474,7 +523,7 @@ class Pool extends EventEmitter implements WorkerPool {
   private noteDeath(w: WorkerProcess): void {
     if (w.deathNoted) return;
     w.deathNoted = true;
-    if (w.exitReason === 'stop' || w.exitReason === 'max_jobs') return;
+    if (w.exitReason === 'stop' || w.exitReason === 'max_jobs' || w.exitReason === 'restart') return;
     // a crash at start: no answer, and either very early or before any job reached it. A worker that
     // lived through probation and died on a job was killed by that job: replace it at once, or one
     // poison message would hold the whole pool in restart backoff
@@ -486,8 +535,11 @@ class Pool extends EventEmitter implements WorkerPool {
 
   private spawnWorker(): WorkerProcess {
     const w = new WorkerProcess(this.nextWorkerId++, this.hooks);
+    // without a ready frame a worker of a multiplexing protocol holds pool.max_concurrency jobs
+    w.capacity = this.protocol.multiplexed ? this.cfg.maxConcurrency : 1;
     this.workers.add(w);
-    w.start(this.options.command, { ...this.baseEnv, JOBRUNNER_WORKER_ID: String(w.workerId) });
+    const env = this.protocol.env({ pipeline: this.options.pipeline, workerId: w.workerId, maxConcurrency: this.cfg.maxConcurrency });
+    w.start(this.options.command, { ...this.baseEnv, ...env }, this.protocol, this.options.pipeline);
     return w;
   }
 
@@ -522,7 +574,21 @@ class Pool extends EventEmitter implements WorkerPool {
     if (this.stopRequested) {
       w.state = 'stopping';
       w.exitReason ??= 'stop';
-      w.sendStop(STOP_LINE);
+      w.sendStop(this.stopFrame);
+      return;
+    }
+    const handshake = this.protocol.handshake;
+    if (handshake !== undefined) {
+      w.write(handshake.hello({ pipeline: this.options.pipeline, workerId: w.workerId, pid: w.pid, daemonPid: process.pid }));
+      const limit = handshake.timeoutMs ?? this.cfg.allocateTimeoutMs;
+      if (limit > 0) {
+        w.startTimer = setTimeout(() => {
+          w.startTimer = undefined;
+          if (w.announced || w.killed || w.closed) return;
+          this.log.warn({ pid: w.pid, timeoutMs: limit, protocol: this.protocol.name }, 'worker did not answer the start handshake; killing it');
+          this.kill(w, 'start_timeout', 'E_WORKER_CRASH', `worker ${w.pid} did not answer the ${this.protocol.name} handshake within ${limit} ms`);
+        }, limit);
+      }
       return;
     }
     this.drain();
@@ -551,17 +617,6 @@ class Pool extends EventEmitter implements WorkerPool {
     this.replenish();
     this.drain();
   }
-}
-
-function nackOutcome(f: NackFrame): JobOutcome {
-  const out: { kind: 'nack'; error: string; requeue?: boolean; delayMs?: number; headers?: Record<string, string[]> } = {
-    kind: 'nack',
-    error: f.error ?? 'nack',
-  };
-  if (f.requeue !== undefined) out.requeue = f.requeue;
-  if (f.delay !== undefined) out.delayMs = Math.round(f.delay * 1000);
-  if (f.headers !== undefined) out.headers = f.headers;
-  return out;
 }
 
 /** VmRSS of a process in kB (Linux /proc); undefined when it cannot be read */

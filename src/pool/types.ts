@@ -1,8 +1,11 @@
-// What src/pipelines/ sees of a worker pool: run a job frame on a worker, get its outcome.
+// What src/pipelines/ sees of a worker pool: run a job on a worker, get its outcome. Jobs and follow-ups
+// are protocol-neutral (src/protocol/codec.ts); which protocol the workers speak is the daemon's choice.
 
 import type { PoolConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
-import type { JobFrame, PublishFrame } from '../protocol/frames.js';
+import type { FollowUp, WorkerJob, WorkerProtocol } from '../protocol/codec.js';
+
+export type { FollowUp, WorkerJob };
 
 type Headers = Record<string, string[]>;
 
@@ -17,8 +20,8 @@ export type JobOutcome =
   | { kind: 'released' };
 
 export interface JobCallbacks {
-  /** a publish frame for this job, in order; the pipeline publishes it and waits before settling */
-  onPublish(frame: PublishFrame): void;
+  /** a follow-up job the worker asked for, in order; the pipeline publishes it and waits before settling */
+  onPublish(followUp: FollowUp): void;
   /** a touch frame: the pool has already restarted exec_ttl; drivers with locks renew them */
   onTouch(): void;
 }
@@ -36,7 +39,11 @@ export interface PoolStats {
   crashLoop: number;
 }
 
-export type WorkerExitReason = 'crash' | 'timeout' | 'memory' | 'protocol' | 'max_jobs' | 'stop' | 'spawn_error';
+/**
+ * why a worker went: crash (exited on its own), timeout (exec_ttl), memory, protocol (broke it),
+ * max_jobs, restart (it asked to be replaced), start_timeout (no handshake answer in time), stop, spawn_error
+ */
+export type WorkerExitReason = 'crash' | 'timeout' | 'memory' | 'protocol' | 'max_jobs' | 'restart' | 'start_timeout' | 'stop' | 'spawn_error';
 
 /** Events a pool emits (for logs, metrics and health). */
 export interface PoolEvents {
@@ -51,11 +58,10 @@ export interface WorkerPool {
    */
   start(): Promise<void>;
   /**
-   * Runs one job: waits for a free slot (up to allocate_timeout), writes the frame, resolves with
-   * the worker's answer or the failure. Never rejects. When exec_ttl is set the pool fills
-   * frame.deadline as it hands the job to a worker.
+   * Runs one job: waits for a free slot (up to allocate_timeout), hands it to a worker, resolves with
+   * the worker's answer or the failure. Never rejects. exec_ttl starts when the job is handed over.
    */
-  run(frame: JobFrame, callbacks: JobCallbacks): Promise<JobOutcome>;
+  run(job: WorkerJob, callbacks: JobCallbacks): Promise<JobOutcome>;
   stats(): PoolStats;
   /**
    * Sends `stop` to every worker, waits up to timeoutMs for them to exit, then SIGTERM, then SIGKILL.
@@ -71,8 +77,10 @@ export interface PoolOptions {
   pipeline: string;
   /** argv: command[0] is run with command.slice(1) */
   command: string[];
-  /** added to process.env, before the JOBRUNNER_* variables */
+  /** added to process.env, before the protocol's own variables */
   env: Record<string, string>;
+  /** how the workers are spoken to (src/protocol/registry.ts) */
+  protocol: WorkerProtocol;
   pool: PoolConfig;
   logger: Logger;
   /** for tests; production uses the defaults */

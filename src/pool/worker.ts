@@ -1,18 +1,19 @@
-// One worker process: spawn, stdio transport (line splitting, batched writes with backpressure), signals.
-// It knows nothing of jobs' outcomes: the pool (pool.ts) decides; this file reports through WorkerHooks.
+// One worker process: spawn, stdio transport (stdout through the protocol's decoder, stderr as lines,
+// batched writes with backpressure), signals. It knows nothing of jobs' outcomes nor of any protocol's
+// frames: the pool (pool.ts) decides; this file reports through WorkerHooks.
 // Each worker runs in its own process group (detached) so a signal reaches a `sh -c` wrapper's child too.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { JobFrame } from '../protocol/frames.js';
-import { LineSplitter } from '../protocol/codec.js';
+import type { Chunk, Decoded, WorkerJob, WorkerProtocol } from '../protocol/codec.js';
+import { LineSplitter } from '../shared/lines.js';
 import type { JobCallbacks, JobOutcome, WorkerExitReason } from './types.js';
 
 /** A job the pool holds: queued, then on a worker until settled. */
 export interface PendingJob {
-  /** the job id (frame.id), kept after the frame is let go */
+  /** the job id (job.id), kept after the job is let go */
   readonly id: string;
-  /** the frame until it is written: dropped then, so a running job does not keep its payload alive (issue 7) */
-  frame: JobFrame | undefined;
+  /** the job until it is written: dropped then, so the pool does not keep its body alive (issue 7) */
+  job: WorkerJob | undefined;
   callbacks: JobCallbacks;
   resolve: (outcome: JobOutcome) => void;
   /** ms epoch when run() was called (allocate_timeout) */
@@ -26,8 +27,8 @@ export interface PendingJob {
 export interface WorkerHooks {
   onSpawn(w: WorkerProcess): void;
   onSpawnError(w: WorkerProcess, err: Error): void;
-  onStdoutLine(w: WorkerProcess, line: string): void;
-  onStdoutOverflow(w: WorkerProcess, bytes: number): void;
+  /** what the protocol's decoder found in the worker's stdout, in order */
+  onStdout(w: WorkerProcess, event: Decoded): void;
   onStderrLine(w: WorkerProcess, line: string): void;
   /** stdin can take more frames again */
   onDrain(w: WorkerProcess): void;
@@ -51,6 +52,10 @@ export class WorkerProcess {
   dispatched = 0;
   /** answered at least one job with a valid frame */
   answered = false;
+  /** sent `ready` (or answered the protocol's handshake) */
+  announced = false;
+  /** the most jobs it may hold at once: min(announced max_concurrency, pool.max_concurrency) */
+  capacity = 1;
   /** false while stdin holds more than WRITE_BUFFER_LIMIT */
   writable = true;
   readonly startedAt = Date.now();
@@ -66,22 +71,37 @@ export class WorkerProcess {
   readonly whenClosed: Promise<void>;
   /** resolves true once spawned, false when the spawn failed */
   readonly whenSpawned: Promise<boolean>;
-  /** the pool's per-worker timer (retiring a max_jobs worker), cleared on close */
+  /** the pool's per-worker timers (retiring a worker; waiting for its handshake), cleared on close */
   retireTimer: NodeJS.Timeout | undefined;
+  startTimer: NodeJS.Timeout | undefined;
 
   private proc: ChildProcess | undefined;
-  /** frames queued in this tick */
+  /** text frames queued in this pass of the event loop, after the chunks in outChunks */
   private out = '';
+  /** earlier frames queued in this pass when a protocol writes bytes (undefined while every frame is text) */
+  private outChunks: Chunk[] | undefined;
+  /** bytes queued in this pass (out and outChunks) */
+  private outBytes = 0;
   private closeTimer: NodeJS.Timeout | undefined;
   private resolveClosed!: () => void;
   private resolveSpawned!: (ok: boolean) => void;
   private readonly hooks: WorkerHooks;
   private readonly flush = (): void => {
     const out = this.out;
+    const chunks = this.outChunks;
     this.out = '';
+    this.outChunks = undefined;
+    this.outBytes = 0;
     const stdin = this.proc?.stdin;
-    if (out === '' || !stdin || stdin.destroyed || stdin.writableEnded) return;
-    stdin.write(out);
+    if ((out === '' && chunks === undefined) || !stdin || stdin.destroyed || stdin.writableEnded) return;
+    if (chunks === undefined) {
+      stdin.write(out);
+    } else {
+      stdin.cork();
+      for (const c of chunks) stdin.write(c);
+      if (out !== '') stdin.write(out);
+      stdin.uncork();
+    }
     const writable = stdin.writableLength < WRITE_BUFFER_LIMIT;
     if (writable && !this.writable) {
       this.writable = true;
@@ -98,7 +118,7 @@ export class WorkerProcess {
     this.whenSpawned = new Promise((resolve) => (this.resolveSpawned = resolve));
   }
 
-  start(command: string[], env: NodeJS.ProcessEnv): void {
+  start(command: string[], env: NodeJS.ProcessEnv, protocol: WorkerProtocol, pipeline: string): void {
     const [file, ...args] = command;
     const proc = spawn(file ?? '', args, { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
     this.proc = proc;
@@ -131,12 +151,9 @@ export class WorkerProcess {
         this.hooks.onDrain(this);
       }
     });
-    const out = new LineSplitter(
-      (line) => this.hooks.onStdoutLine(this, line),
-      (bytes) => this.hooks.onStdoutOverflow(this, bytes),
-    );
-    proc.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
-    proc.stdout!.on('end', () => out.end());
+    const decoder = protocol.decoder({ pipeline, workerId: this.workerId, pid: proc.pid ?? 0, daemonPid: process.pid }, (event) => this.hooks.onStdout(this, event));
+    proc.stdout!.on('data', (chunk: Buffer) => decoder.push(chunk));
+    proc.stdout!.on('end', () => decoder.end());
     const err = new LineSplitter(
       (line) => this.hooks.onStderrLine(this, line),
       (bytes) => this.hooks.onStderrLine(this, `[a stderr line of ${bytes} bytes, too long to log]`),
@@ -148,22 +165,33 @@ export class WorkerProcess {
 
   /**
    * Queues one encoded frame; the frames queued in one pass of the event loop (every broker read of
-   * the poll phase) go out as one string in one write after it (setImmediate): fewer syscalls and
-   * fewer worker wake-ups than one write per tick, which matters on a small machine (issue 7).
+   * the poll phase) go out in one write after it (setImmediate): fewer syscalls and fewer worker
+   * wake-ups than one write per tick, which matters on a small machine (issue 7).
    */
-  write(line: string): void {
-    if (this.out === '') setImmediate(this.flush);
-    this.out += line;
-    if (this.out.length >= WRITE_BUFFER_LIMIT) this.writable = false;
+  write(chunk: Chunk): void {
+    if (this.outBytes === 0) setImmediate(this.flush);
+    if (typeof chunk === 'string') {
+      this.out += chunk;
+    } else {
+      if (this.out !== '') (this.outChunks ??= []).push(this.out);
+      this.out = '';
+      (this.outChunks ??= []).push(chunk);
+    }
+    this.outBytes += chunk.length;
+    if (this.outBytes >= WRITE_BUFFER_LIMIT) this.writable = false;
   }
 
   /** Writes the stop frame (after anything queued) and closes stdin: "finish what you hold, then exit". */
-  sendStop(line: string): void {
+  sendStop(stop: Chunk): void {
     const stdin = this.proc?.stdin;
-    const out = this.out + line;
+    const chunks = this.outChunks ?? [];
+    if (this.out !== '') chunks.push(this.out);
     this.out = '';
+    this.outChunks = undefined;
+    this.outBytes = 0;
     if (!stdin || stdin.destroyed || stdin.writableEnded) return;
-    stdin.end(out);
+    for (const c of chunks) stdin.write(c);
+    stdin.end(stop);
   }
 
   /** Signals the worker's process group (falls back to the process alone). */
@@ -198,8 +226,10 @@ export class WorkerProcess {
     this.state = 'stopping';
     if (this.closeTimer) clearTimeout(this.closeTimer);
     if (this.retireTimer) clearTimeout(this.retireTimer);
+    if (this.startTimer) clearTimeout(this.startTimer);
     this.closeTimer = undefined;
     this.retireTimer = undefined;
+    this.startTimer = undefined;
     this.resolveSpawned(false);
     this.hooks.onClose(this, code, signal);
     this.resolveClosed();

@@ -5,7 +5,6 @@
 // per-message cost low (issue 7).
 
 import { isUtf8 } from 'node:buffer';
-import type { Encoding } from './frames.js';
 
 /**
  * JSON text known to be valid and free of raw CR/LF, written verbatim into a frame line by encodeFrame.
@@ -30,6 +29,9 @@ export class RawJson {
     return this.value;
   }
 }
+
+/** How a payload in a frame or a push request is turned into a body (SPEC §4). */
+export type Encoding = 'json' | 'text' | 'base64';
 
 export interface EncodedPayload {
   payload: unknown;

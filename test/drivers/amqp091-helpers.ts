@@ -13,7 +13,7 @@ export function amqpPipeline(name: string, options: Partial<Amqp091PipelineOptio
     driver: 'amqp091',
     command: ['/bin/true'],
     env: {},
-    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
+    pool: { numWorkers: 1, maxConcurrency: 1, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
     consume: true,
     options: {
       queue: name,

@@ -14,7 +14,7 @@ export function amqp1Pipeline(name: string, over: Partial<Amqp1PipelineOptions> 
     name,
     command: ['/bin/true'],
     env: {},
-    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 5000, destroyTimeoutMs: 5000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
+    pool: { numWorkers: 1, maxConcurrency: 1, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 5000, destroyTimeoutMs: 5000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
     consume: true,
     driver: 'amqp1',
     options: { queue: name, prefetch: 10, priority: 0, durable: true, broker: 'auto', requeueOnFail: false, redialTimeoutMs: 10_000, ...over },

@@ -17,7 +17,7 @@ export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, ''
 export const OBS_WORKER = join(ROOT, 'test/observability/fixtures/obs-worker.mjs');
 
 export function pool(overrides: Partial<PoolConfig> = {}): PoolConfig {
-  return { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 10_000, destroyTimeoutMs: 5_000, execTtlMs: 0, maxWorkerMemoryMb: 0, ...overrides };
+  return { numWorkers: 1, maxConcurrency: 1, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 10_000, destroyTimeoutMs: 5_000, execTtlMs: 0, maxWorkerMemoryMb: 0, ...overrides };
 }
 
 export const FAST_RETRY: RetryConfig = { maxAttempts: 2, backoff: { initialMs: 10, maxMs: 50, multiplier: 2, jitter: 0 } };

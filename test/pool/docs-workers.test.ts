@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { jobFrame, recorder, stopAllPools, testPool, TIMEOUT } from './helpers.js';
+import { testJob, recorder, stopAllPools, testPool, TIMEOUT } from './helpers.js';
 
 after(stopAllPools);
 
@@ -27,7 +27,7 @@ for (const [lang, file, interp] of [
     const t = testPool('', { numWorkers: 2, maxConcurrency: 4 }, { command: [interp, join(dir, file)] });
     try {
       await t.pool.start();
-      const outs = await Promise.all(Array.from({ length: 50 }, (_, i) => t.pool.run(jobFrame({ i }), recorder())));
+      const outs = await Promise.all(Array.from({ length: 50 }, (_, i) => t.pool.run(testJob({ i }), recorder())));
       assert.equal(outs.filter((o) => o.kind === 'ack').length, 50);
       await t.pool.stop(2000);
       assert.ok(t.exits.every((e) => e.reason === 'stop' && e.code === 0), JSON.stringify(t.exits));

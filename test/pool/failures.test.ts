@@ -3,7 +3,7 @@
 // stderr forwarding.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jobFrame, recorder, sleep, stopAllPools, testPool, TIMEOUT, waitFor } from './helpers.js';
+import { testJob, recorder, sleep, stopAllPools, testPool, TIMEOUT, waitFor } from './helpers.js';
 
 after(stopAllPools);
 
@@ -11,14 +11,14 @@ test('exec_ttl: the late job fails E_WORKER_TIMEOUT, its worker is SIGKILLed and
   const t = testPool('scripted.mjs', { numWorkers: 1, maxConcurrency: 2, execTtlMs: 300 });
   try {
     await t.pool.start();
-    const late = t.pool.run(jobFrame({ action: 'sleep', ms: 10_000 }), recorder());
-    const beside = t.pool.run(jobFrame({ action: 'sleep', ms: 10_000, touch_every: 50 }), recorder());
+    const late = t.pool.run(testJob({ action: 'sleep', ms: 10_000 }), recorder());
+    const beside = t.pool.run(testJob({ action: 'sleep', ms: 10_000, touch_every: 50 }), recorder());
     const [a, b] = await Promise.all([late, beside]);
     assert.equal(a.kind === 'failed' && a.code, 'E_WORKER_TIMEOUT');
     assert.deepEqual(b, { kind: 'released' }, 'the job beside it goes back to the broker without spending an attempt');
     await waitFor(() => t.exits.length === 1 && t.pids.length === 2, 5000, 'exit and replacement');
     assert.deepEqual(t.exits[0], { pid: t.pids[0], reason: 'timeout', code: null, signal: 'SIGKILL' });
-    assert.deepEqual(await t.pool.run(jobFrame({ action: 'ack' }), recorder()), { kind: 'ack' }, 'the replacement works');
+    assert.deepEqual(await t.pool.run(testJob({ action: 'ack' }), recorder()), { kind: 'ack' }, 'the replacement works');
   } finally {
     await t.close();
   }
@@ -29,7 +29,7 @@ test('touch restarts exec_ttl: a job touching every 50 ms outlives a 300 ms exec
   try {
     await t.pool.start();
     const rec = recorder();
-    assert.deepEqual(await t.pool.run(jobFrame({ ms: 1000, touch_every: 50 }), rec), { kind: 'ack' });
+    assert.deepEqual(await t.pool.run(testJob({ ms: 1000, touch_every: 50 }), rec), { kind: 'ack' });
     assert.ok(rec.touches >= 5, `touches: ${rec.touches}`);
     assert.equal(t.exits.length, 0);
   } finally {
@@ -42,7 +42,7 @@ test('a worker that crashes at start is restarted with backoff, never in a tight
   try {
     await t.pool.start();
     // no worker lives through probation, so the job never reaches one: it waits in vain, and goes back
-    const out = await t.pool.run(jobFrame({}), recorder());
+    const out = await t.pool.run(testJob({}), recorder());
     assert.deepEqual(out.kind === 'failed' ? out.code : out.kind, 'E_ALLOCATE_TIMEOUT');
     await sleep(2000);
     // without backoff two workers dying in ~50 ms would be respawned ~80 times in 2 s
@@ -58,7 +58,7 @@ test('a worker that dies at start takes no job with it: jobs wait for one that l
   const t = testPool('crash-on-start.mjs', { numWorkers: 2, allocateTimeoutMs: 1500 }, { timings: { probationMs: 500 } });
   try {
     await t.pool.start();
-    const outs = await Promise.all([1, 2, 3, 4].map((i) => t.pool.run(jobFrame({}, `p${i}`), recorder())));
+    const outs = await Promise.all([1, 2, 3, 4].map((i) => t.pool.run(testJob({}, `p${i}`), recorder())));
     // no worker lives through its probation, so none of these jobs is handed to one that dies:
     // they all come back as E_ALLOCATE_TIMEOUT (returned to the broker, no attempt spent)
     assert.deepEqual(outs.map((o) => (o.kind === 'failed' ? o.code : o.kind)), ['E_ALLOCATE_TIMEOUT', 'E_ALLOCATE_TIMEOUT', 'E_ALLOCATE_TIMEOUT', 'E_ALLOCATE_TIMEOUT']);
@@ -71,10 +71,10 @@ test('a job that kills a fresh worker is that job\'s failure: the worker is repl
   const t = testPool('exit-mid-job.mjs', { numWorkers: 1 }, { timings: { probationMs: 200 } });
   try {
     await t.pool.start();
-    const poison = await t.pool.run(jobFrame({ exit: true, after_ms: 0 }, 'poison'), recorder());
+    const poison = await t.pool.run(testJob({ exit: true, after_ms: 0 }, 'poison'), recorder());
     assert.deepEqual(poison.kind === 'failed' ? poison.code : poison.kind, 'E_WORKER_CRASH');
     assert.equal(t.pool.stats().crashLoop, 0, 'a death while holding a job is not a crash at start');
-    const ok = await t.pool.run(jobFrame({ ms: 1 }, 'next'), recorder());
+    const ok = await t.pool.run(testJob({ ms: 1 }, 'next'), recorder());
     assert.equal(ok.kind, 'ack');
     assert.equal(t.pids.length, 2);
   } finally {
@@ -88,10 +88,10 @@ test('exit mid-job fails only the jobs of that worker, E_WORKER_CRASH; the other
     await t.pool.start();
     // least-loaded dispatch in spawn order: j1 -> A, j2 -> B, j3 -> A, j4 -> B
     const runs = [
-      t.pool.run(jobFrame({ ms: 600 }, 'j1'), recorder()),
-      t.pool.run(jobFrame({ ms: 600 }, 'j2'), recorder()),
-      t.pool.run(jobFrame({ exit: true, after_ms: 100 }, 'j3'), recorder()),
-      t.pool.run(jobFrame({ ms: 600 }, 'j4'), recorder()),
+      t.pool.run(testJob({ ms: 600 }, 'j1'), recorder()),
+      t.pool.run(testJob({ ms: 600 }, 'j2'), recorder()),
+      t.pool.run(testJob({ exit: true, after_ms: 100 }, 'j3'), recorder()),
+      t.pool.run(testJob({ ms: 600 }, 'j4'), recorder()),
     ];
     const outs = await Promise.all(runs);
     assert.deepEqual(
@@ -111,7 +111,7 @@ test('a worker killed by a signal mid-job fails its job E_WORKER_CRASH', TIMEOUT
   const t = testPool('scripted.mjs');
   try {
     await t.pool.start();
-    const out = await t.pool.run(jobFrame({ action: 'kill' }), recorder());
+    const out = await t.pool.run(testJob({ action: 'kill' }), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_CRASH');
     assert.match(out.kind === 'failed' ? out.error : '', /signal SIGKILL/);
   } finally {
@@ -123,8 +123,8 @@ test('stdout lines that are not JSON frames are logged at warn and ignored', TIM
   const t = testPool('garbage-stdout.mjs');
   try {
     await t.pool.start();
-    for (let i = 0; i < 3; i++) assert.deepEqual(await t.pool.run(jobFrame({}), recorder()), { kind: 'ack' });
-    const warned = t.logs.filter((l) => l.level === 40 && /not a JSON frame/.test(l.msg));
+    for (let i = 0; i < 3; i++) assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'ack' });
+    const warned = t.logs.filter((l) => l.level === 40 && /not a frame/.test(l.msg));
     assert.equal(warned.length, 12, 'four stray lines per job (the blank line is skipped)');
     assert.deepEqual(warned.slice(0, 4).map((l) => l['line']), ['hello from a print() left in the code', '[1,2,3]', '42', '"just a string"']);
     assert.ok(warned.every((l) => l['pid'] === t.pids[0] && l['pipeline'] === 'test'));
@@ -138,7 +138,7 @@ test('a frame of an unknown type is a protocol error: E_WORKER_PROTOCOL and the 
   const t = testPool('bad-frame.mjs');
   try {
     await t.pool.start();
-    const out = await t.pool.run(jobFrame({}), recorder());
+    const out = await t.pool.run(testJob({}), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_PROTOCOL');
     assert.match(out.kind === 'failed' ? out.error : '', /unknown frame type "frobnicate"/);
     await waitFor(() => t.exits.length === 1 && t.pids.length === 2, 5000, 'replacement');
@@ -152,8 +152,8 @@ test('an answer for an unknown job id fails every job of that worker E_WORKER_PR
   const t = testPool('scripted.mjs', { numWorkers: 1, maxConcurrency: 2 });
   try {
     await t.pool.start();
-    const held = t.pool.run(jobFrame({ action: 'hang' }), recorder());
-    const wrong = t.pool.run(jobFrame({ action: 'wrong-id' }), recorder());
+    const held = t.pool.run(testJob({ action: 'hang' }), recorder());
+    const wrong = t.pool.run(testJob({ action: 'wrong-id' }), recorder());
     const outs = await Promise.all([held, wrong]);
     assert.deepEqual(outs.map((o) => o.kind === 'failed' && o.code), ['E_WORKER_PROTOCOL', 'E_WORKER_PROTOCOL']);
     await waitFor(() => t.exits.length === 1, 5000, 'exit');
@@ -168,7 +168,7 @@ test('max_jobs: after N jobs a worker gets stop and a replacement takes over; no
   try {
     await t.pool.start();
     const outs = [];
-    for (let i = 0; i < 10; i++) outs.push(await t.pool.run(jobFrame({ i }), recorder()));
+    for (let i = 0; i < 10; i++) outs.push(await t.pool.run(testJob({ i }), recorder()));
     assert.equal(outs.filter((o) => o.kind === 'ack').length, 10);
     await waitFor(() => t.exits.length === 3, 5000, 'three retired workers');
     assert.deepEqual(t.exits.map((e) => [e.reason, e.code]), [['max_jobs', 0], ['max_jobs', 0], ['max_jobs', 0]]);
@@ -182,7 +182,7 @@ test('max_worker_memory: a worker over the limit is killed, its job fails E_WORK
   const t = testPool('leak-memory.mjs', { maxWorkerMemoryMb: 150 }, { timings: { memoryPollMs: 100 } });
   try {
     await t.pool.start();
-    const out = await t.pool.run(jobFrame({}), recorder());
+    const out = await t.pool.run(testJob({}), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_MEMORY');
     assert.match(out.kind === 'failed' ? out.error : '', /over max_worker_memory \(150 MB\)/);
     await waitFor(() => t.exits.length === 1, 5000, 'exit');
@@ -209,7 +209,7 @@ test('stderr is forwarded to the log line by line with pipeline, pid and stream'
   const t = testPool('noisy-stderr.mjs');
   try {
     await t.pool.start();
-    await t.pool.run(jobFrame({}, 'noisy-1'), recorder());
+    await t.pool.run(testJob({}, 'noisy-1'), recorder());
     await waitFor(() => t.logs.some((l) => l.msg === 'noisy: half a line'), 2000, 'stderr lines');
     const lines = t.logs.filter((l) => l['stream'] === 'stderr');
     assert.deepEqual(lines.map((l) => l.msg), ['noisy: starting up', 'noisy: working on noisy-1', 'noisy: half a line']);

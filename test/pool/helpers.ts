@@ -5,9 +5,9 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { PoolConfig } from '../../src/config/types.js';
 import { createPool } from '../../src/pool/pool.js';
-import type { JobCallbacks, JobOutcome, PoolTimings, WorkerExitReason, WorkerPool } from '../../src/pool/types.js';
-import type { JobFrame, PublishFrame } from '../../src/protocol/frames.js';
-import { bodyToPayload } from '../../src/protocol/payload.js';
+import type { FollowUp, JobCallbacks, JobOutcome, PoolTimings, WorkerExitReason, WorkerJob, WorkerPool } from '../../src/pool/types.js';
+import type { WorkerProtocol } from '../../src/protocol/codec.js';
+import { jobrunnerProtocol } from '../../src/protocol/jobrunner/index.js';
 
 export const WORKERS = new URL('../fixtures/workers/', import.meta.url).pathname;
 
@@ -31,6 +31,7 @@ export function poolConfig(overrides: Partial<PoolConfig> = {}): PoolConfig {
   return {
     numWorkers: 1,
     maxConcurrency: 1,
+    protocol: 'jobrunner',
     maxJobs: 0,
     allocateTimeoutMs: 10_000,
     destroyTimeoutMs: 5000,
@@ -54,7 +55,7 @@ export const TIMEOUT = { timeout: 30_000 };
 export function testPool(
   fixture: string,
   pool: Partial<PoolConfig> = {},
-  extra: { env?: Record<string, string>; timings?: Partial<PoolTimings>; command?: string[] } = {},
+  extra: { env?: Record<string, string>; timings?: Partial<PoolTimings>; command?: string[]; protocol?: WorkerProtocol } = {},
 ): TestPool {
   const logs: LogLine[] = [];
   const sink = new Writable({
@@ -69,6 +70,7 @@ export function testPool(
     command: extra.command ?? [process.execPath, join(WORKERS, fixture)],
     env: extra.env ?? {},
     pool: poolConfig(pool),
+    protocol: extra.protocol ?? jobrunnerProtocol,
     logger,
     // most tests are about dispatch, not start-up: no probation unless a test asks for it
     timings: { probationMs: 0, ...extra.timings },
@@ -101,25 +103,33 @@ export function alive(pid: number): boolean {
 }
 
 let seq = 0;
-/** a job frame for a body (a JSON value is serialised first, as a broker body would be) */
-export function jobFrame(body: unknown, id = `job-${++seq}`, attempt = 1): JobFrame {
+/** a job for a body (a JSON value is serialised first, as a broker body would be) */
+export function testJob(body: unknown, id = `job-${++seq}`, attempt = 1): WorkerJob {
   const buf = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  const { payload, encoding } = bodyToPayload(buf);
   return {
-    type: 'job',
     id,
     job: 'Test',
     pipeline: 'test',
-    payload,
-    encoding,
+    body: buf,
+    contentType: undefined,
     headers: { tenant: ['acme'] },
     attempt,
-    meta: { driver: 'memory', queue: 'test', message_id: id, redelivered: false },
+    driver: 'memory',
+    queue: 'test',
+    messageId: id,
+    redelivered: false,
+    traceparent: undefined,
   };
 }
 
+/** a follow-up's body as JSON */
+export function followUpJson(f: FollowUp | undefined): unknown {
+  if (f === undefined) throw new Error('no follow-up');
+  return JSON.parse(f.body.toString('utf8'));
+}
+
 export interface Recorder extends JobCallbacks {
-  published: PublishFrame[];
+  published: FollowUp[];
   touches: number;
   /** what happened, in order: "publish" / "touch" per frame, then "settled" when run() resolved */
   events: string[];
@@ -130,8 +140,8 @@ export function recorder(): Recorder {
     published: [],
     touches: 0,
     events: [],
-    onPublish(frame) {
-      r.published.push(frame);
+    onPublish(followUp) {
+      r.published.push(followUp);
       r.events.push('publish');
     },
     onTouch() {
@@ -143,8 +153,8 @@ export function recorder(): Recorder {
 }
 
 /** run() that also records "settled" in the recorder */
-export async function runJob(pool: WorkerPool, frame: JobFrame, rec: Recorder = recorder()): Promise<JobOutcome> {
-  const out = await pool.run(frame, rec);
+export async function runJob(pool: WorkerPool, job: WorkerJob, rec: Recorder = recorder()): Promise<JobOutcome> {
+  const out = await pool.run(job, rec);
   rec.events.push('settled');
   return out;
 }

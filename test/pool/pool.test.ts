@@ -4,8 +4,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobOutcome } from '../../src/pool/types.js';
-import { payloadToBody } from '../../src/protocol/payload.js';
-import { jobFrame, recorder, runJob, stopAllPools, testPool, TIMEOUT } from './helpers.js';
+import { bodyToPayload } from '../../src/protocol/payload.js';
+import { followUpJson, testJob, recorder, runJob, stopAllPools, testPool, TIMEOUT } from './helpers.js';
 
 after(stopAllPools);
 
@@ -21,7 +21,7 @@ for (const [numWorkers, maxConcurrency, jobs] of [
       const ids = Array.from({ length: jobs }, (_, i) => `n-${numWorkers}-${i}`);
       let maxInFlight = 0;
       const runs = ids.map((id) => {
-        const p = t.pool.run(jobFrame({ i: id }, id), recorder());
+        const p = t.pool.run(testJob({ i: id }, id), recorder());
         maxInFlight = Math.max(maxInFlight, t.pool.stats().inFlight);
         return p;
       });
@@ -46,10 +46,10 @@ test('the worker gets the configured env and JOBRUNNER_* variables, and the fram
   try {
     await t.pool.start();
     const rec = recorder();
-    const frame = jobFrame({ action: 'frame' }, 'env-1', 4);
+    const frame = testJob({ action: 'frame' }, 'env-1', 4);
     assert.deepEqual(await t.pool.run(frame, rec), { kind: 'ack' });
     assert.equal(rec.published.length, 1);
-    const got = rec.published[0]?.payload as { frame: Record<string, unknown>; env: Record<string, string> };
+    const got = followUpJson(rec.published[0]) as { frame: Record<string, unknown>; env: Record<string, string> };
     assert.deepEqual(got.env, {
       SCRIPTED_FOO: 'bar',
       JOBRUNNER_PIPELINE: 'test',
@@ -72,13 +72,13 @@ test('publish frames reach onPublish in order, before the ack resolves run()', T
   try {
     await t.pool.start();
     const recs = Array.from({ length: 20 }, () => recorder());
-    const outs = await Promise.all(recs.map((rec, i) => runJob(t.pool, jobFrame({ count: 3, pipeline: 'audit' }, `pub-${i}`), rec)));
+    const outs = await Promise.all(recs.map((rec, i) => runJob(t.pool, testJob({ count: 3, pipeline: 'audit' }, `pub-${i}`), rec)));
     assert.ok(outs.every((o) => o.kind === 'ack'));
     recs.forEach((rec, i) => {
       assert.deepEqual(rec.events, ['publish', 'publish', 'publish', 'settled']);
       assert.deepEqual(
-        rec.published.map((f) => [f.id, f.pipeline, (f.payload as { n: number }).n]),
-        [0, 1, 2].map((n) => [`pub-${i}`, 'audit', n]),
+        rec.published.map((f) => [f.pipeline, (followUpJson(f) as { n: number }).n, (followUpJson(f) as { parent: string }).parent]),
+        [0, 1, 2].map((n) => ['audit', n, `pub-${i}`]),
       );
     });
   } finally {
@@ -90,15 +90,15 @@ test('nack frames carry error, requeue, delay (as ms) and headers', TIMEOUT, asy
   const t = testPool('nack.mjs');
   try {
     await t.pool.start();
-    assert.deepEqual(await t.pool.run(jobFrame({}), recorder()), { kind: 'nack', error: 'nacked by fixture' });
-    assert.deepEqual(await t.pool.run(jobFrame({ error: 'SMTP 451', requeue: true, delay: 1.5, headers: { k: ['v'] } }), recorder()), {
+    assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'nack', error: 'nacked by fixture' });
+    assert.deepEqual(await t.pool.run(testJob({ error: 'SMTP 451', requeue: true, delay: 1.5, headers: { k: ['v'] } }), recorder()), {
       kind: 'nack',
       error: 'SMTP 451',
       requeue: true,
       delayMs: 1500,
       headers: { k: ['v'] },
     });
-    assert.deepEqual(await t.pool.run(jobFrame({ requeue: false }), recorder()), { kind: 'nack', error: 'nacked by fixture', requeue: false });
+    assert.deepEqual(await t.pool.run(testJob({ requeue: false }), recorder()), { kind: 'nack', error: 'nacked by fixture', requeue: false });
   } finally {
     await t.close();
   }
@@ -120,16 +120,16 @@ test('payload encodings reach the worker intact: json, text, base64, empty, 16 M
     ];
     for (const [encoding, body] of cases) {
       const rec = recorder();
-      const frame = jobFrame(body);
-      assert.equal(frame.encoding, encoding);
+      const frame = testJob(body);
+      assert.equal(bodyToPayload(body).encoding, encoding);
       // payloads that are not JSON objects carry no action: the scripted worker just acks them
       const out: JobOutcome = await t.pool.run(frame, rec);
       assert.deepEqual(out, { kind: 'ack' });
       if (encoding === 'json') {
         const pub = rec.published[0];
         assert.ok(pub, 'echo published');
-        assert.equal(pub.encoding, 'json');
-        assert.deepEqual(payloadToBody(pub.payload, pub.encoding).body.toString(), JSON.stringify(JSON.parse(body.toString())));
+        assert.equal(pub.contentType, 'application/json');
+        assert.deepEqual(pub.body.toString(), JSON.stringify(JSON.parse(body.toString())));
       }
     }
   } finally {
@@ -151,10 +151,10 @@ test('text and base64 payloads arrive as they were sent (echo worker publishes t
     await t.pool.start();
     for (const body of [Buffer.from('plain text ü'), Buffer.from([0, 1, 2, 0xff]), Buffer.alloc(0), Buffer.alloc(16 * 1024 * 1024 + 3, 0xfe)]) {
       const rec = recorder();
-      assert.deepEqual(await t.pool.run(jobFrame(body), rec), { kind: 'ack' });
+      assert.deepEqual(await t.pool.run(testJob(body), rec), { kind: 'ack' });
       const pub = rec.published[0];
       assert.ok(pub);
-      assert.ok(payloadToBody(pub.payload, pub.encoding).body.equals(body), `body of ${body.length} bytes round-trips`);
+      assert.ok(pub.body.equals(body), `body of ${body.length} bytes round-trips`);
     }
   } finally {
     await t.close();
@@ -167,7 +167,7 @@ test('jobs queue FIFO when every slot is full; allocate_timeout fails the ones t
     await t.pool.start();
     const order: string[] = [];
     const run = (id: string, ms: number) =>
-      t.pool.run(jobFrame({ ms }, id), recorder()).then((o) => {
+      t.pool.run(testJob({ ms }, id), recorder()).then((o) => {
         order.push(`${id}:${o.kind === 'failed' ? o.code : o.kind}`);
         return o;
       });
@@ -179,7 +179,7 @@ test('jobs queue FIFO when every slot is full; allocate_timeout fails the ones t
     assert.deepEqual(order, ['q1:E_ALLOCATE_TIMEOUT', 'q2:E_ALLOCATE_TIMEOUT', 'a:ack', 'b:ack']);
     // with room, queued jobs go in arrival order
     const order2: string[] = [];
-    const t2 = [0, 1, 2, 3, 4].map((i) => t.pool.run(jobFrame({ ms: 50 }, `f${i}`), recorder()).then(() => order2.push(`f${i}`)));
+    const t2 = [0, 1, 2, 3, 4].map((i) => t.pool.run(testJob({ ms: 50 }, `f${i}`), recorder()).then(() => order2.push(`f${i}`)));
     await Promise.all(t2);
     assert.deepEqual(order2, ['f0', 'f1', 'f2', 'f3', 'f4']);
   } finally {
@@ -191,7 +191,7 @@ test('jobs go to the least-loaded worker', TIMEOUT, async () => {
   const t = testPool('slow.mjs', { numWorkers: 3, maxConcurrency: 3 });
   try {
     await t.pool.start();
-    const runs = Array.from({ length: 6 }, (_, i) => t.pool.run(jobFrame({ ms: 300 }, `l${i}`), recorder()));
+    const runs = Array.from({ length: 6 }, (_, i) => t.pool.run(testJob({ ms: 300 }, `l${i}`), recorder()));
     // 6 jobs over 3 idle workers: 2 each, so none is full (busy); first-fit would fill two of them
     const s = t.pool.stats();
     assert.equal(s.inFlight, 6);

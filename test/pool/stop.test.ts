@@ -2,7 +2,7 @@
 // nothing is left behind (no worker process, no timer).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alive, jobFrame, recorder, stopAllPools, testPool, TIMEOUT, waitFor } from './helpers.js';
+import { alive, testJob, recorder, stopAllPools, testPool, TIMEOUT, waitFor } from './helpers.js';
 
 after(stopAllPools);
 
@@ -14,13 +14,13 @@ test('stop() lets held jobs finish, releases queued ones, answers later run() wi
   const before = timers();
   const t = testPool('slow.mjs', { numWorkers: 1, maxConcurrency: 1, execTtlMs: 5000, maxWorkerMemoryMb: 500 });
   await t.pool.start();
-  const held = t.pool.run(jobFrame({ ms: 300 }), recorder());
-  const queued = [t.pool.run(jobFrame({ ms: 300 }), recorder()), t.pool.run(jobFrame({ ms: 300 }), recorder())];
+  const held = t.pool.run(testJob({ ms: 300 }), recorder());
+  const queued = [t.pool.run(testJob({ ms: 300 }), recorder()), t.pool.run(testJob({ ms: 300 }), recorder())];
   assert.equal(t.pool.stats().queued, 2);
   const stopping = t.pool.stop(5000);
   assert.equal(t.pool.stop(1), stopping, 'the same promise');
   assert.deepEqual(await Promise.all(queued), [{ kind: 'released' }, { kind: 'released' }]);
-  assert.deepEqual(await t.pool.run(jobFrame({}), recorder()), { kind: 'released' });
+  assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'released' });
   await stopping;
   assert.deepEqual(await held, { kind: 'ack' }, 'the worker finished what it held');
   assert.deepEqual(t.exits.map((e) => [e.reason, e.code, e.signal]), [['stop', 0, null]]);
@@ -32,7 +32,7 @@ test('stop() lets held jobs finish, releases queued ones, answers later run() wi
 test('a worker that ignores stop and SIGTERM is SIGKILLed, and no process remains', TIMEOUT, async () => {
   const t = testPool('ignores-sigterm.mjs', { numWorkers: 2 }, { timings: { killGraceMs: 500 } });
   await t.pool.start();
-  assert.deepEqual(await t.pool.run(jobFrame({}), recorder()), { kind: 'ack' });
+  assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'ack' });
   await t.pool.stop(300);
   assert.equal(t.pids.length, 2);
   for (const pid of t.pids) assert.equal(alive(pid), false, `worker ${pid} is gone`);
@@ -45,7 +45,7 @@ test('a worker that ignores stop and SIGTERM is SIGKILLed, and no process remain
 test('a job still held when stop() gives up fails E_WORKER_CRASH (SIGTERM ends a worker that does not answer)', TIMEOUT, async () => {
   const t = testPool('scripted.mjs');
   await t.pool.start();
-  const hung = t.pool.run(jobFrame({ action: 'hang' }), recorder());
+  const hung = t.pool.run(testJob({ action: 'hang' }), recorder());
   await waitFor(() => t.pool.stats().inFlight === 1, 2000, 'job in flight');
   await t.pool.stop(200);
   const out = await hung;
@@ -71,7 +71,7 @@ test('stop() before start(): start() spawns nothing and leaves no timer', TIMEOU
   await t.pool.stop(100);
   await t.pool.start();
   assert.equal(t.pids.length, 0);
-  assert.deepEqual(await t.pool.run(jobFrame({}), recorder()), { kind: 'released' });
+  assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'released' });
   assert.equal(timers(), before);
   await t.close();
 });

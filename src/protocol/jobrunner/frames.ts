@@ -1,8 +1,10 @@
 // Worker protocol v1 frame types (SPEC §4, docs/protocol.md, schemas/worker-frames.schema.json).
-// Pure: no I/O here.
+// Pure: no I/O here. Only src/protocol/jobrunner/ sees these; the pool sees codec.ts's neutral frames.
 
+import type { Encoding } from '../payload.js';
+
+export type { Encoding };
 export type Payload = unknown;
-export type Encoding = 'json' | 'text' | 'base64';
 
 export interface JobFrame {
   type: 'job';
@@ -25,6 +27,11 @@ export interface StopFrame {
 
 export type ToWorkerFrame = JobFrame | StopFrame;
 
+/** optional, first: the worker is up; it can work on max_concurrency jobs at once (default 1) */
+export interface ReadyFrame {
+  type: 'ready';
+  max_concurrency?: number;
+}
 export interface AckFrame {
   type: 'ack';
   id: string;
@@ -56,4 +63,4 @@ export interface TouchFrame {
   id: string;
 }
 
-export type FromWorkerFrame = AckFrame | NackFrame | PublishFrame | TouchFrame;
+export type FromWorkerFrame = ReadyFrame | AckFrame | NackFrame | PublishFrame | TouchFrame;

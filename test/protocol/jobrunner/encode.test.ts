@@ -1,9 +1,10 @@
 // encodeFrame (one line, hand-built job frames equal to JSON.stringify) and the stdout line splitter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeFrame, LineSplitter } from '../../src/protocol/codec.js';
-import type { JobFrame } from '../../src/protocol/frames.js';
-import { bodyToPayload, RawJson } from '../../src/protocol/payload.js';
+import { encodeFrame } from '../../../src/protocol/jobrunner/encode.js';
+import { LineSplitter } from '../../../src/shared/lines.js';
+import type { JobFrame } from '../../../src/protocol/jobrunner/frames.js';
+import { bodyToPayload, RawJson } from '../../../src/protocol/payload.js';
 
 function frame(body: string | Buffer, extra: Partial<JobFrame> = {}): JobFrame {
   const { payload, encoding } = bodyToPayload(Buffer.isBuffer(body) ? body : Buffer.from(body));

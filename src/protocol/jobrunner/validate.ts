@@ -33,6 +33,11 @@ export function parseWorkerLine(line: string): ParsedLine {
 export function checkFrame(f: Record<string, unknown>): string | undefined {
   const type = f['type'];
   if (typeof type !== 'string') return 'frame has no string "type"';
+  if (type === 'ready') {
+    const max = f['max_concurrency'];
+    if (max !== undefined && !(Number.isInteger(max) && (max as number) >= 1)) return 'ready "max_concurrency" must be an integer >= 1';
+    return undefined;
+  }
   if (type !== 'ack' && type !== 'nack' && type !== 'publish' && type !== 'touch') return `unknown frame type "${cut(type)}"`;
   const id = f['id'];
   if (typeof id !== 'string' || id.length === 0) return `${type} frame has no "id" (a non-empty string)`;

@@ -3,11 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
-import { checkFrame, parseWorkerLine } from '../../src/protocol/validate.js';
-import { encodeFrame } from '../../src/protocol/codec.js';
-import { bodyToPayload } from '../../src/protocol/payload.js';
+import { checkFrame, parseWorkerLine } from '../../../src/protocol/jobrunner/validate.js';
+import { encodeFrame } from '../../../src/protocol/jobrunner/encode.js';
+import { bodyToPayload } from '../../../src/protocol/payload.js';
 
-const schema = JSON.parse(readFileSync(new URL('../../schemas/worker-frames.schema.json', import.meta.url), 'utf8')) as { $id: string };
+const schema = JSON.parse(readFileSync(new URL('../../../schemas/worker-frames.schema.json', import.meta.url), 'utf8')) as { $id: string };
 
 function compile(ref: string) {
   const ajv = new Ajv({ allErrors: true, strict: true });
@@ -18,6 +18,9 @@ function compile(ref: string) {
 }
 
 const GOOD: unknown[] = [
+  { type: 'ready' },
+  { type: 'ready', max_concurrency: 1 },
+  { type: 'ready', max_concurrency: 64, extra: true },
   { type: 'ack', id: 'a' },
   { type: 'ack', id: 'a', extra: 'ignored' },
   { type: 'touch', id: 'a' },
@@ -36,6 +39,9 @@ const GOOD: unknown[] = [
 
 const BAD: unknown[] = [
   {},
+  { type: 'ready', max_concurrency: 0 },
+  { type: 'ready', max_concurrency: 1.5 },
+  { type: 'ready', max_concurrency: '8' },
   { id: 'a' },
   { type: 'frobnicate', id: 'a' },
   { type: 'job', id: 'a' },

@@ -1,0 +1,15 @@
+// The worker protocols `pool.protocol` can name. Adding one: a folder under src/protocol/ that exports a
+// WorkerProtocol (codec.ts), one line here, and the name in schemas/config.schema.json's `protocol` enum
+// (test/protocol/registry.test.ts keeps the two lists equal).
+
+import type { WorkerProtocol } from './codec.js';
+import { jobrunnerProtocol } from './jobrunner/index.js';
+
+export const PROTOCOLS: Readonly<Record<string, WorkerProtocol>> = Object.freeze({
+  jobrunner: jobrunnerProtocol,
+});
+
+/** The protocol of that name; undefined when there is none (the config schema rejects unknown names first). */
+export function protocolNamed(name: string): WorkerProtocol | undefined {
+  return Object.hasOwn(PROTOCOLS, name) ? PROTOCOLS[name] : undefined;
+}
