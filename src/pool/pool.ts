@@ -133,8 +133,12 @@ class Pool extends EventEmitter implements WorkerPool {
     const workers: Record<WorkerState, number> = { starting: 0, ready: 0, busy: 0, stopping: 0 };
     const now = Date.now();
     let healthy = false;
+    const probation = now - this.timings.probationMs;
+    const handshake = this.protocol.handshake !== undefined;
     for (const w of this.workers) {
-      if (w.state === 'ready' && w.jobs.size >= w.capacity) workers.busy++;
+      // not yet taking jobs: no ready (or handshake answer) yet, and still in probation
+      if (w.state === 'ready' && !w.announced && (handshake || (!w.answered && w.startedAt > probation))) workers.starting++;
+      else if (w.state === 'ready' && w.jobs.size >= w.capacity) workers.busy++;
       else workers[w.state]++;
       if (w.state === 'ready' && (w.answered || now - w.startedAt >= this.timings.healthyAfterMs)) healthy = true;
     }
@@ -409,8 +413,9 @@ class Pool extends EventEmitter implements WorkerPool {
 
   /** `ready` (or the handshake's answer): the worker takes jobs now, as many as it can hold */
   private onReady(w: WorkerProcess, announced: number | undefined): void {
-    if (w.announced || w.dispatched > 0) {
-      this.protocolError(w, w.announced ? 'a second ready frame' : 'a ready frame after the worker got its first job');
+    // a ready that arrives after probation handed the worker a job is still its first frame: fine
+    if (w.announced || w.answered) {
+      this.protocolError(w, w.announced ? 'a second ready frame' : 'a ready frame after the worker answered a job');
       return;
     }
     w.announced = true;
@@ -418,6 +423,7 @@ class Pool extends EventEmitter implements WorkerPool {
     w.startTimer = undefined;
     w.capacity = this.protocol.multiplexed ? Math.max(1, Math.min(announced ?? 1, this.cfg.maxConcurrency)) : 1;
     this.log.debug({ pid: w.pid, capacity: w.capacity }, 'worker ready');
+    this.emit('worker-ready', { pid: w.pid, workerId: w.workerId, capacity: w.capacity });
     this.drain();
   }
 

@@ -48,6 +48,8 @@ export type WorkerExitReason = 'crash' | 'timeout' | 'memory' | 'protocol' | 'ma
 /** Events a pool emits (for logs, metrics and health). */
 export interface PoolEvents {
   'worker-start': (info: { pid: number; workerId: number }) => void;
+  /** the worker said `ready` (or answered the handshake): it takes up to `capacity` jobs from now on */
+  'worker-ready': (info: { pid: number; workerId: number; capacity: number }) => void;
   'worker-exit': (info: { pid: number; workerId: number; reason: WorkerExitReason; code: number | null; signal: string | null }) => void;
 }
 

@@ -75,7 +75,8 @@ export interface FollowUp {
 export type WorkerFrame =
   /**
    * the worker is up and takes jobs now. `maxConcurrency`: how many jobs it can work on at once
-   * (absent: 1). A protocol's handshake answer is a `ready` too. Only before the worker's first job.
+   * (absent: 1). A protocol's handshake answer is a `ready` too. At most once, before the worker's
+   * first answer (a second one, or one after an answer, is a protocol error).
    */
   | { type: 'ready'; maxConcurrency?: number }
   /** the job is done: settle it as accepted */

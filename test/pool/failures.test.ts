@@ -10,7 +10,7 @@ after(stopAllPools);
 test('exec_ttl: the late job fails E_WORKER_TIMEOUT, its worker is SIGKILLed and replaced; a job beside it is released unharmed', TIMEOUT, async () => {
   const t = testPool('scripted.mjs', { numWorkers: 1, maxConcurrency: 2, execTtlMs: 300 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const late = t.pool.run(testJob({ action: 'sleep', ms: 10_000 }), recorder());
     const beside = t.pool.run(testJob({ action: 'sleep', ms: 10_000, touch_every: 50 }), recorder());
     const [a, b] = await Promise.all([late, beside]);
@@ -27,7 +27,7 @@ test('exec_ttl: the late job fails E_WORKER_TIMEOUT, its worker is SIGKILLed and
 test('touch restarts exec_ttl: a job touching every 50 ms outlives a 300 ms exec_ttl', TIMEOUT, async () => {
   const t = testPool('slow.mjs', { execTtlMs: 300 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const rec = recorder();
     assert.deepEqual(await t.pool.run(testJob({ ms: 1000, touch_every: 50 }), rec), { kind: 'ack' });
     assert.ok(rec.touches >= 5, `touches: ${rec.touches}`);
@@ -70,7 +70,7 @@ test('a worker that dies at start takes no job with it: jobs wait for one that l
 test('a job that kills a fresh worker is that job\'s failure: the worker is replaced at once, no crash loop', TIMEOUT, async () => {
   const t = testPool('exit-mid-job.mjs', { numWorkers: 1 }, { timings: { probationMs: 200 } });
   try {
-    await t.pool.start();
+    await t.startReady();
     const poison = await t.pool.run(testJob({ exit: true, after_ms: 0 }, 'poison'), recorder());
     assert.deepEqual(poison.kind === 'failed' ? poison.code : poison.kind, 'E_WORKER_CRASH');
     assert.equal(t.pool.stats().crashLoop, 0, 'a death while holding a job is not a crash at start');
@@ -85,7 +85,7 @@ test('a job that kills a fresh worker is that job\'s failure: the worker is repl
 test('exit mid-job fails only the jobs of that worker, E_WORKER_CRASH; the other worker keeps going', TIMEOUT, async () => {
   const t = testPool('exit-mid-job.mjs', { numWorkers: 2, maxConcurrency: 2 });
   try {
-    await t.pool.start();
+    await t.startReady();
     // least-loaded dispatch in spawn order: j1 -> A, j2 -> B, j3 -> A, j4 -> B
     const runs = [
       t.pool.run(testJob({ ms: 600 }, 'j1'), recorder()),
@@ -110,7 +110,7 @@ test('exit mid-job fails only the jobs of that worker, E_WORKER_CRASH; the other
 test('a worker killed by a signal mid-job fails its job E_WORKER_CRASH', TIMEOUT, async () => {
   const t = testPool('scripted.mjs');
   try {
-    await t.pool.start();
+    await t.startReady();
     const out = await t.pool.run(testJob({ action: 'kill' }), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_CRASH');
     assert.match(out.kind === 'failed' ? out.error : '', /signal SIGKILL/);
@@ -122,7 +122,7 @@ test('a worker killed by a signal mid-job fails its job E_WORKER_CRASH', TIMEOUT
 test('stdout lines that are not JSON frames are logged at warn and ignored', TIMEOUT, async () => {
   const t = testPool('garbage-stdout.mjs');
   try {
-    await t.pool.start();
+    await t.startReady();
     for (let i = 0; i < 3; i++) assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'ack' });
     const warned = t.logs.filter((l) => l.level === 40 && /not a frame/.test(l.msg));
     assert.equal(warned.length, 12, 'four stray lines per job (the blank line is skipped)');
@@ -137,7 +137,7 @@ test('stdout lines that are not JSON frames are logged at warn and ignored', TIM
 test('a frame of an unknown type is a protocol error: E_WORKER_PROTOCOL and the worker is replaced', TIMEOUT, async () => {
   const t = testPool('bad-frame.mjs');
   try {
-    await t.pool.start();
+    await t.startReady();
     const out = await t.pool.run(testJob({}), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_PROTOCOL');
     assert.match(out.kind === 'failed' ? out.error : '', /unknown frame type "frobnicate"/);
@@ -151,7 +151,7 @@ test('a frame of an unknown type is a protocol error: E_WORKER_PROTOCOL and the 
 test('an answer for an unknown job id fails every job of that worker E_WORKER_PROTOCOL', TIMEOUT, async () => {
   const t = testPool('scripted.mjs', { numWorkers: 1, maxConcurrency: 2 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const held = t.pool.run(testJob({ action: 'hang' }), recorder());
     const wrong = t.pool.run(testJob({ action: 'wrong-id' }), recorder());
     const outs = await Promise.all([held, wrong]);
@@ -166,7 +166,7 @@ test('an answer for an unknown job id fails every job of that worker E_WORKER_PR
 test('max_jobs: after N jobs a worker gets stop and a replacement takes over; no job is lost', TIMEOUT, async () => {
   const t = testPool('echo.mjs', { numWorkers: 1, maxConcurrency: 2, maxJobs: 3 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const outs = [];
     for (let i = 0; i < 10; i++) outs.push(await t.pool.run(testJob({ i }), recorder()));
     assert.equal(outs.filter((o) => o.kind === 'ack').length, 10);
@@ -181,7 +181,7 @@ test('max_jobs: after N jobs a worker gets stop and a replacement takes over; no
 test('max_worker_memory: a worker over the limit is killed, its job fails E_WORKER_MEMORY', TIMEOUT, async () => {
   const t = testPool('leak-memory.mjs', { maxWorkerMemoryMb: 150 }, { timings: { memoryPollMs: 100 } });
   try {
-    await t.pool.start();
+    await t.startReady();
     const out = await t.pool.run(testJob({}), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_MEMORY');
     assert.match(out.kind === 'failed' ? out.error : '', /over max_worker_memory \(150 MB\)/);
@@ -208,7 +208,7 @@ test('a command that cannot be spawned: start() rejects E_WORKER_SPAWN, logged w
 test('stderr is forwarded to the log line by line with pipeline, pid and stream', TIMEOUT, async () => {
   const t = testPool('noisy-stderr.mjs');
   try {
-    await t.pool.start();
+    await t.startReady();
     await t.pool.run(testJob({}, 'noisy-1'), recorder());
     await waitFor(() => t.logs.some((l) => l.msg === 'noisy: half a line'), 2000, 'stderr lines');
     const lines = t.logs.filter((l) => l['stream'] === 'stderr');

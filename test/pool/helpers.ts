@@ -23,6 +23,10 @@ export interface TestPool {
   /** pids of every worker the pool started */
   pids: number[];
   exits: { pid: number; reason: WorkerExitReason; code: number | null; signal: string | null }[];
+  /** pid -> capacity of every worker that said `ready` */
+  readies: Map<number, number>;
+  /** start(), then wait until `count` workers (default num_workers) said `ready` */
+  startReady(count?: number): Promise<void>;
   /** stop(), then assert every worker pid is gone */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -72,19 +76,27 @@ export function testPool(
     pool: poolConfig(pool),
     protocol: extra.protocol ?? jobrunnerProtocol,
     logger,
-    // most tests are about dispatch, not start-up: no probation unless a test asks for it
-    timings: { probationMs: 0, ...extra.timings },
+    // the fixture workers send `ready`, so they take jobs at once; probation applies only to the ones
+    // that do not (crash-on-start, FIXTURE_NO_READY=1)
+    ...(extra.timings === undefined ? {} : { timings: extra.timings }),
   });
   open.add(p);
   const pids: number[] = [];
   const exits: TestPool['exits'] = [];
   p.on('worker-start', ({ pid }) => pids.push(pid));
   p.on('worker-exit', ({ pid, reason, code, signal }) => exits.push({ pid, reason, code, signal }));
+  const readies = new Map<number, number>();
+  p.on('worker-ready', ({ pid, capacity }) => readies.set(pid, capacity));
   return {
     pool: p,
     logs,
     pids,
     exits,
+    readies,
+    async startReady(count = poolConfig(pool).numWorkers) {
+      await p.start();
+      await waitFor(() => readies.size >= count, 20_000, `${count} workers ready`);
+    },
     async close(timeoutMs = 2000) {
       await p.stop(timeoutMs);
       open.delete(p);

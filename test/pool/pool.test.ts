@@ -17,7 +17,7 @@ for (const [numWorkers, maxConcurrency, jobs] of [
   test(`${jobs} jobs in = ${jobs} acks out (${numWorkers} workers x ${maxConcurrency})`, TIMEOUT, async () => {
     const t = testPool('echo.mjs', { numWorkers, maxConcurrency });
     try {
-      await t.pool.start();
+      await t.startReady();
       const ids = Array.from({ length: jobs }, (_, i) => `n-${numWorkers}-${i}`);
       let maxInFlight = 0;
       const runs = ids.map((id) => {
@@ -44,7 +44,7 @@ for (const [numWorkers, maxConcurrency, jobs] of [
 test('the worker gets the configured env and JOBRUNNER_* variables, and the frame as sent', TIMEOUT, async () => {
   const t = testPool('scripted.mjs', { numWorkers: 1, maxConcurrency: 3, execTtlMs: 60_000 }, { env: { SCRIPTED_FOO: 'bar' } });
   try {
-    await t.pool.start();
+    await t.startReady();
     const rec = recorder();
     const frame = testJob({ action: 'frame' }, 'env-1', 4);
     assert.deepEqual(await t.pool.run(frame, rec), { kind: 'ack' });
@@ -70,7 +70,7 @@ test('the worker gets the configured env and JOBRUNNER_* variables, and the fram
 test('publish frames reach onPublish in order, before the ack resolves run()', TIMEOUT, async () => {
   const t = testPool('publish.mjs', { numWorkers: 2, maxConcurrency: 4 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const recs = Array.from({ length: 20 }, () => recorder());
     const outs = await Promise.all(recs.map((rec, i) => runJob(t.pool, testJob({ count: 3, pipeline: 'audit' }, `pub-${i}`), rec)));
     assert.ok(outs.every((o) => o.kind === 'ack'));
@@ -89,7 +89,7 @@ test('publish frames reach onPublish in order, before the ack resolves run()', T
 test('nack frames carry error, requeue, delay (as ms) and headers', TIMEOUT, async () => {
   const t = testPool('nack.mjs');
   try {
-    await t.pool.start();
+    await t.startReady();
     assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'nack', error: 'nacked by fixture' });
     assert.deepEqual(await t.pool.run(testJob({ error: 'SMTP 451', requeue: true, delay: 1.5, headers: { k: ['v'] } }), recorder()), {
       kind: 'nack',
@@ -107,7 +107,7 @@ test('nack frames carry error, requeue, delay (as ms) and headers', TIMEOUT, asy
 test('payload encodings reach the worker intact: json, text, base64, empty, 16 MiB', TIMEOUT, async () => {
   const t = testPool('scripted.mjs', { numWorkers: 1, maxConcurrency: 2 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const big = 'b'.repeat(16 * 1024 * 1024);
     const cases: [string, Buffer][] = [
       ['json', Buffer.from('{"action":"echo","x":[1,"é"]}')],
@@ -164,7 +164,7 @@ test('text and base64 payloads arrive as they were sent (echo worker publishes t
 test('jobs queue FIFO when every slot is full; allocate_timeout fails the ones that wait too long', TIMEOUT, async () => {
   const t = testPool('slow.mjs', { numWorkers: 1, maxConcurrency: 2, allocateTimeoutMs: 400 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const order: string[] = [];
     const run = (id: string, ms: number) =>
       t.pool.run(testJob({ ms }, id), recorder()).then((o) => {
@@ -190,7 +190,7 @@ test('jobs queue FIFO when every slot is full; allocate_timeout fails the ones t
 test('jobs go to the least-loaded worker', TIMEOUT, async () => {
   const t = testPool('slow.mjs', { numWorkers: 3, maxConcurrency: 3 });
   try {
-    await t.pool.start();
+    await t.startReady();
     const runs = Array.from({ length: 6 }, (_, i) => t.pool.run(testJob({ ms: 300 }, `l${i}`), recorder()));
     // 6 jobs over 3 idle workers: 2 each, so none is full (busy); first-fit would fill two of them
     const s = t.pool.stats();

@@ -13,7 +13,7 @@ function timers(): number {
 test('stop() lets held jobs finish, releases queued ones, answers later run() with released; idempotent', TIMEOUT, async () => {
   const before = timers();
   const t = testPool('slow.mjs', { numWorkers: 1, maxConcurrency: 1, execTtlMs: 5000, maxWorkerMemoryMb: 500 });
-  await t.pool.start();
+  await t.startReady();
   const held = t.pool.run(testJob({ ms: 300 }), recorder());
   const queued = [t.pool.run(testJob({ ms: 300 }), recorder()), t.pool.run(testJob({ ms: 300 }), recorder())];
   assert.equal(t.pool.stats().queued, 2);
@@ -31,7 +31,7 @@ test('stop() lets held jobs finish, releases queued ones, answers later run() wi
 
 test('a worker that ignores stop and SIGTERM is SIGKILLed, and no process remains', TIMEOUT, async () => {
   const t = testPool('ignores-sigterm.mjs', { numWorkers: 2 }, { timings: { killGraceMs: 500 } });
-  await t.pool.start();
+  await t.startReady();
   assert.deepEqual(await t.pool.run(testJob({}), recorder()), { kind: 'ack' });
   await t.pool.stop(300);
   assert.equal(t.pids.length, 2);
@@ -44,7 +44,7 @@ test('a worker that ignores stop and SIGTERM is SIGKILLed, and no process remain
 
 test('a job still held when stop() gives up fails E_WORKER_CRASH (SIGTERM ends a worker that does not answer)', TIMEOUT, async () => {
   const t = testPool('scripted.mjs');
-  await t.pool.start();
+  await t.startReady();
   const hung = t.pool.run(testJob({ action: 'hang' }), recorder());
   await waitFor(() => t.pool.stats().inFlight === 1, 2000, 'job in flight');
   await t.pool.stop(200);
