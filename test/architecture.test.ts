@@ -1,5 +1,6 @@
 // Keeps the imports pointing down (STYLE.md): cli -> daemon -> {config, pipelines -> drivers/driver.ts,
-// pool -> protocol}; shared imports nothing of ours; only the daemon picks concrete drivers.
+// pool -> protocol}; shared imports nothing of ours; concrete drivers are reached only through
+// src/drivers/registry.ts, and pipelines/, observability/, http/ and cli/ never name a driver.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,29 +17,38 @@ function files(dir: string): string[] {
   });
 }
 
-/** top-level area of a file under src/ ("drivers/amqp091" for a concrete driver, "drivers" for driver.ts/wire.ts) */
+/** top-level area of a file under src/ ("drivers/*" for any driver folder, "drivers" for driver.ts, registry.ts, ...) */
 function area(file: string): string {
   const parts = relative(SRC, file).split('/');
-  if (parts[0] === 'drivers' && parts.length > 2) return `drivers/${parts[1]}`;
+  if (parts[0] === 'drivers' && parts.length > 2) return 'drivers/*';
   return parts[0] as string;
+}
+
+/** the driver folder of a file, or undefined */
+function driverFolder(file: string): string | undefined {
+  const parts = relative(SRC, file).split('/');
+  return parts[0] === 'drivers' && parts.length > 2 ? (parts[1] as string) : undefined;
 }
 
 /** what each area may import (besides itself and shared) */
 const ALLOWED: Record<string, string[]> = {
   shared: [],
   protocol: [],
-  config: [],
+  // the registry only: each driver's option normaliser and schema-derived driver list
+  config: ['drivers'],
   observability: ['config', 'drivers'],
   pool: ['config', 'protocol', 'observability'],
-  drivers: ['config', 'observability'],
-  'drivers/memory': ['config', 'drivers', 'observability'],
-  'drivers/amqp091': ['config', 'drivers', 'observability'],
-  'drivers/amqp1': ['config', 'drivers', 'observability'],
+  // registry.ts lists the driver folders
+  drivers: ['config', 'observability', 'drivers/*'],
+  'drivers/*': ['config', 'drivers', 'observability'],
   pipelines: ['config', 'drivers', 'pool', 'protocol', 'observability'],
   http: ['protocol', 'observability'],
-  daemon: ['config', 'drivers', 'drivers/memory', 'drivers/amqp091', 'drivers/amqp1', 'pipelines', 'pool', 'protocol', 'http', 'observability'],
-  cli: ['config', 'daemon', 'http', 'protocol', 'observability'],
+  daemon: ['config', 'drivers', 'pipelines', 'pool', 'protocol', 'http', 'observability'],
+  cli: ['config', 'daemon', 'drivers', 'http', 'protocol', 'observability'],
 };
+
+/** outside src/drivers/, only these files of it may be imported: the interface and the registry */
+const DRIVERS_FACE = new Set(['drivers/driver.ts', 'drivers/registry.ts']);
 
 test('imports point down the layers of STYLE.md', () => {
   const wrong: string[] = [];
@@ -50,7 +60,22 @@ test('imports point down the layers of STYLE.md', () => {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.[^']+)'/g)) {
       checked++;
-      const target = area(resolve(dirname(file), m[1] as string));
+      const targetFile = resolve(dirname(file), m[1] as string).replace(/\.js$/, '.ts');
+      const target = area(targetFile);
+      const rel = relative(SRC, targetFile);
+      if (!from.startsWith('drivers') && target.startsWith('drivers') && !DRIVERS_FACE.has(rel)) {
+        wrong.push(`${relative(ROOT, file)} imports ${m[1]} (only drivers/driver.ts and drivers/registry.ts outside src/drivers/)`);
+        continue;
+      }
+      // a driver folder stands alone: what two drivers share lives in src/drivers/ itself
+      if (from === 'drivers/*' && target === 'drivers/*' && driverFolder(file) !== driverFolder(targetFile)) {
+        wrong.push(`${relative(ROOT, file)} imports ${m[1]} (one driver folder from another)`);
+        continue;
+      }
+      if (from === 'drivers' && target === 'drivers/*' && !file.endsWith('registry.ts')) {
+        wrong.push(`${relative(ROOT, file)} imports ${m[1]} (only registry.ts reaches into driver folders)`);
+        continue;
+      }
       if (target === from || target === 'shared' || allowed.includes(target)) continue;
       wrong.push(`${relative(ROOT, file)} imports ${m[1]} (${from} -> ${target})`);
     }
@@ -67,4 +92,24 @@ test('console output and process.exit only in src/cli', () => {
       return /\bconsole\.|process\.exit\(/.test(text) ? [relative(ROOT, f)] : [];
     });
   assert.deepEqual(wrong, []);
+});
+
+test('pipelines/, observability/, http/ and cli/ name no driver: they read capabilities and descriptors', () => {
+  const wrong: string[] = [];
+  for (const dir of ['pipelines', 'observability', 'http', 'cli']) {
+    for (const file of files(join(SRC, dir))) {
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          const m = /\b(amqp091|amqp1|amqp|memory|nats|sqs)\b/i.exec(line);
+          if (m) wrong.push(`${relative(ROOT, file)}:${i + 1}: ${m[0]}`);
+        });
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('the driver-name check would catch a name (it is not vacuous)', () => {
+  assert.match("if (config.driver !== 'memory')", /\b(amqp091|amqp1|amqp|memory|nats|sqs)\b/i);
+  assert.ok(files(join(SRC, 'pipelines')).length > 2);
 });

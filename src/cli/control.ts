@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import type { PushCliOptions } from './main.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { silentLogger } from '../observability/logger.js';
+import { driverFor } from '../drivers/registry.js';
 import type { PushRequest } from '../http/server.js';
 
 async function api(address: string, method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<unknown> {
@@ -76,8 +77,8 @@ export async function runPush(opts: PushCliOptions & { pipeline: string; job: st
   } else {
     const p = config.pipelines.find((x) => x.name === opts.pipeline);
     if (!p) throw new JobrunnerError('E_PIPELINE_UNKNOWN', `${config.file}: no pipeline named ${JSON.stringify(opts.pipeline)} (known: ${config.pipelines.map((x) => x.name).join(', ')})`);
-    if (p.driver === 'memory') {
-      // a memory pipeline lives inside the daemon: push through its HTTP API
+    if (driverFor(p.driver).capabilities.inProcess) {
+      // an in-process pipeline lives inside the daemon: push through its HTTP API
       id = await pushHttp(config.http.address, opts.pipeline, req, opts.token ?? config.http.token ?? process.env['JOBRUNNER_TOKEN']);
     } else {
       id = await pushDirect(config, p.name, req, opts.timeout);

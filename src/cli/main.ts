@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { Config } from '../config/types.js';
 import { JobrunnerError, errorMessage, redactSecrets } from '../shared/errors.js';
+import { describeDrivers } from '../drivers/registry.js';
 import { runServe } from './serve.js';
 import { runPush, runStatus, runControl } from './control.js';
 
@@ -31,7 +32,7 @@ async function loadFrom(option: string | undefined, allowEmbedded: boolean): Pro
 
 function program(): Command {
   const cmd = new Command('jobrunner')
-    .description('Runs RoadRunner-style jobs pipelines (AMQP 0-9-1, AMQP 1.0, memory) on long-lived workers in any language.')
+    .description(`Runs RoadRunner-style jobs pipelines (drivers: ${describeDrivers()}) on long-lived workers in any language.`)
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run jobrunner --help for usage)')
     .exitOverride();
@@ -39,7 +40,7 @@ function program(): Command {
   cmd
     .command('serve')
     .description('run the daemon until SIGTERM/SIGINT')
-    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then the embedded memory default)')
+    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then the embedded in-process default)')
     .action(async (opts: { config?: string }) => {
       const config = await loadFrom(opts.config, true);
       process.exitCode = await runServe(config);
@@ -66,7 +67,7 @@ function program(): Command {
 
   cmd
     .command('push')
-    .description('publish one job through the pipeline (a memory pipeline, or --address: through the running daemon)')
+    .description('publish one job through the pipeline (straight to its broker; an in-process pipeline, or with --address: through the running daemon)')
     .argument('<pipeline>', 'pipeline name')
     .argument('<job>', 'job name')
     .argument('[payload]', 'payload: JSON, or text; - reads stdin', 'null')
@@ -80,7 +81,7 @@ function program(): Command {
     .option('--timeout <seconds>', 'give up connecting or waiting for the confirm after this long', parseNumber, 30)
     .option('--json', 'print {id, pipeline} as JSON')
     .action(async (pipeline: string, job: string, payload: string, opts: PushCliOptions) => {
-      // without -c and without a jobs.yaml, push targets the embedded default daemon (memory pipeline "default")
+      // without -c and without a jobs.yaml, push targets the embedded default daemon (in-process pipeline "default")
       const config = opts.address ? undefined : await loadFrom(opts.config, true);
       await runPush({ pipeline, job, payload, ...opts }, config);
     });

@@ -40,7 +40,7 @@ export async function runServe(config: Config): Promise<number> {
   process.on('unhandledRejection', (reason) => {
     logger.error({ err: errorMessage(reason) }, 'unhandled promise rejection');
   });
-  if (config.file === '<embedded>') logger.info('no configuration file given or found: running the embedded default (memory pipeline "default", Node.js example worker)');
+  if (config.file === '<embedded>') logger.info('no configuration file given or found: running the embedded default (in-process pipeline "default", Node.js example worker)');
   try {
     await daemon.start();
   } catch (err) {

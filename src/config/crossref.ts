@@ -1,15 +1,11 @@
 // Checks the schema cannot express: names that must exist (consume, dead_letter), connection sections
 // that drivers need, a worker command for every pipeline, backoff bounds. Runs on schema-valid data.
 
+import { findDriver } from '../drivers/registry.js';
 import { parseDuration } from '../shared/duration.js';
 import { nearest, dottedPath, type Problem } from './problems.js';
+import { obj } from './values.js';
 import { locate, type ParsedYaml } from './yaml.js';
-
-export type Obj = Record<string, unknown>;
-
-export function obj(value: unknown): Obj {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-}
 
 function duration(value: unknown): number | undefined {
   return typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined;
@@ -44,17 +40,11 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
   for (const name of names) {
     const p = obj(rawPipelines[name]);
     const at = ['jobs', 'pipelines', name];
-    const driver = p.driver;
-    if ((driver === 'amqp091' || driver === 'amqp') && root.amqp === undefined) {
-      add([...at, 'driver'], `driver ${String(driver)} needs the top-level \`amqp\` section (amqp: { addr: amqp://user:password@host:5672/ })`);
+    const driver = findDriver(String(p.driver));
+    if (driver?.section !== undefined && root[driver.section.name] === undefined) {
+      add([...at, 'driver'], `driver ${String(p.driver)} needs the top-level \`${driver.section.name}\` section (${driver.section.example})`);
     }
-    if (driver === 'amqp1' && root.amqp1 === undefined) {
-      add([...at, 'driver'], 'driver amqp1 needs the top-level `amqp1` section (amqp1: { addr: amqps://user:password@host:5671/ })');
-    }
-    if (driver === 'amqp1') {
-      const c = obj(p.config);
-      if ((c.queue ?? '') === '' && (c.address ?? '') === '') add([...at, 'config'], 'an amqp1 pipeline needs `queue` or `address`');
-    }
+    for (const problem of driver?.crossCheck?.(obj(p.config)) ?? []) add([...at, problem.at], problem.message);
     if (p.command === undefined && poolCommand === undefined && serverCommand === undefined) {
       add(at, 'no worker command: set server.command, jobs.pool.command or this pipeline\'s `command`', 'key');
     }

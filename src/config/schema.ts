@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { describeDrivers } from '../drivers/registry.js';
 import generatedValidate from './config-validator.generated.js';
 import { dottedPath, nearest, type Problem } from './problems.js';
 import { locate, type ParsedYaml } from './yaml.js';
@@ -28,7 +29,6 @@ export function configSchema(): Record<string, unknown> {
 // is still an error) and the `duration` format of formats.ts: see scripts/gen-config-validator.mjs.
 const validate = generatedValidate as unknown as ValidateFunction;
 
-export const SUPPORTED_DRIVERS = 'amqp091 (alias amqp), amqp1, memory';
 
 /**
  * Validates `data` in place (defaults filled in: pass a clone) and returns the problems, each placed
@@ -144,7 +144,7 @@ function describe(e: ErrorObject, segs: readonly (string | number)[]): string {
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map(String);
       if (last === 'driver' && segs[segs.length - 3] === 'pipelines') {
-        return `unsupported driver ${show(e.data)}; supported drivers: ${SUPPORTED_DRIVERS}`;
+        return `unsupported driver ${show(e.data)}; supported drivers: ${describeDrivers()}`;
       }
       const near = typeof e.data === 'string' ? nearest(e.data, allowed) : undefined;
       return `must be one of ${allowed.join(', ')}, not ${show(e.data)}${near !== undefined ? `; did you mean \`${near}\`?` : ''}`;

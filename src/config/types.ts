@@ -1,7 +1,19 @@
 // The configuration after loading: interpolated, validated, defaults applied, RoadRunner shorthand
 // expanded, durations in milliseconds, frozen. Everything past src/config/ sees only these types.
 
-export type DriverName = 'amqp091' | 'amqp1' | 'memory';
+/**
+ * A driver's canonical name (`driver:` after aliases are resolved): one of the descriptors in
+ * src/drivers/registry.ts. Each driver's own option and connection types live in its folder.
+ */
+export type DriverName = string;
+
+/** What every driver's pipeline options have (RoadRunner gives every driver these two keys). */
+export interface PipelineOptionsBase {
+  /** unsettled deliveries held at once (AMQP prefetch, link credit, max ack pending) */
+  prefetch: number;
+  /** default priority of pushed jobs */
+  priority: number;
+}
 
 export interface TlsConfig {
   cert?: string;
@@ -32,68 +44,6 @@ export interface RetryConfig {
   backoff: { initialMs: number; maxMs: number; multiplier: number; jitter: number };
 }
 
-export interface Amqp091ConnectionConfig {
-  /** one or more URLs (a cluster), tried in turn; contain passwords: never log them unredacted */
-  urls: string[];
-  tls?: TlsConfig;
-}
-
-export interface Amqp1ConnectionConfig {
-  urls: string[];
-  containerId: string;
-  tls?: TlsConfig;
-  /** idle timeout sent in the open frame, ms (heartbeats at half of it) */
-  idleTimeoutMs: number;
-}
-
-export type ExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
-
-/** amqp091 pipeline options: RoadRunner's amqp driver keys, with RoadRunner's defaults. */
-export interface Amqp091PipelineOptions {
-  queue: string;
-  /** '' is the default exchange: publish straight to the queue, bind nothing */
-  exchange: string;
-  exchangeType: ExchangeType;
-  exchangeDurable: boolean;
-  exchangeAutoDelete: boolean;
-  exchangeDeclare: boolean;
-  routingKey: string;
-  prefetch: number;
-  /** default priority of pushed jobs; also x-max-priority when > 0 ... see docs/drivers/amqp091.md */
-  priority: number;
-  durable: boolean;
-  queueAutoDelete: boolean;
-  exclusive: boolean;
-  consumerId: string;
-  deleteQueueOnStop: boolean;
-  multipleAck: boolean;
-  requeueOnFail: boolean;
-  redialTimeoutMs: number;
-  queueHeaders: Record<string, unknown>;
-  queueDeclare: boolean;
-}
-
-export type Amqp1Broker = 'auto' | 'rabbitmq' | 'servicebus' | 'generic';
-
-export interface Amqp1PipelineOptions {
-  queue: string;
-  /** a full source/target address that overrides the derived one */
-  address?: string;
-  exchange?: string;
-  routingKey?: string;
-  prefetch: number;
-  priority: number;
-  durable: boolean;
-  broker: Amqp1Broker;
-  requeueOnFail: boolean;
-  redialTimeoutMs: number;
-}
-
-export interface MemoryPipelineOptions {
-  prefetch: number;
-  priority: number;
-}
-
 interface PipelineBase {
   name: string;
   /** argv (shell string already turned into ['/bin/sh', '-c', cmd]) */
@@ -106,12 +56,17 @@ interface PipelineBase {
   job?: string;
   retry?: RetryConfig;
   deadLetter?: { pipeline: string };
+  /** RoadRunner's requeue_on_fail (a driver key there, a pipeline policy here): see NormalizedOptions */
+  requeueOnFail: boolean;
+  /** RoadRunner's redial_timeout, ms: a lost connection stays healthy this long while it redials */
+  redialTimeoutMs: number;
 }
 
-export type PipelineConfig =
-  | (PipelineBase & { driver: 'amqp091'; options: Amqp091PipelineOptions })
-  | (PipelineBase & { driver: 'amqp1'; options: Amqp1PipelineOptions })
-  | (PipelineBase & { driver: 'memory'; options: MemoryPipelineOptions });
+/** One pipeline; O: its driver's options (src/drivers/<driver>/options.ts). */
+export interface PipelineConfig<O extends PipelineOptionsBase = PipelineOptionsBase> extends PipelineBase {
+  driver: DriverName;
+  options: O;
+}
 
 export interface HttpConfig {
   /** host:port; loopback unless told otherwise; '' or 'off' disables the server */
@@ -123,8 +78,11 @@ export interface Config {
   /** absolute path of the file it came from ('<embedded>' for the built-in default) */
   file: string;
   version: string;
-  amqp?: Amqp091ConnectionConfig;
-  amqp1?: Amqp1ConnectionConfig;
+  /**
+   * Each driver's connection settings by its top-level section name (`amqp`, `amqp1`, ...), as its
+   * descriptor's normalizeSection made them; only the sections the file has.
+   */
+  connections: Readonly<Record<string, unknown>>;
   http: HttpConfig;
   logs: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   otel: { enabled: boolean };

@@ -221,7 +221,6 @@ export class Daemon implements Control {
         const conn = this.connections.get(p.config.driver);
         const connected = conn?.status().connected ?? false;
         const ready = connected ? await p.broker.readyCount().catch(() => undefined) : undefined;
-        const broker = p.broker as { delayedCount?: () => number };
         return {
           pipeline: p.name,
           driver: p.config.driver,
@@ -229,7 +228,7 @@ export class Daemon implements Control {
           consuming: s.consuming,
           ready: ready ?? null,
           active: s.active,
-          delayed: typeof broker.delayedCount === 'function' ? broker.delayedCount() : null,
+          delayed: p.broker.delayedCount?.() ?? null,
           reserved: s.active,
           workers: s.workers,
           priority: pipelinePriority(p.config),
@@ -247,7 +246,7 @@ export class Daemon implements Control {
       if (!p.config.consume) continue;
       const conn = this.connections.get(p.config.driver);
       const status = conn?.status();
-      const redial = p.config.driver === 'memory' ? 0 : p.config.options.redialTimeoutMs;
+      const redial = p.config.redialTimeoutMs;
       // a lost connection (or a first one not made yet) stays healthy for redial_timeout while it retries
       const connectedEnough = !!status && (status.connected || now - status.since < redial);
       const s = p.state();

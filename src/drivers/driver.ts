@@ -1,10 +1,13 @@
 // The driver interface: what src/pipelines/ sees of a broker. One DriverConnection per driver kind
-// (a pipeline group sharing one connection); one BrokerPipeline per configured pipeline.
-// Drivers turn broker messages into Deliveries and OutgoingJobs into broker messages (SPEC §6);
-// they never decide retries or dead letters: src/pipelines/ does, through ack / reject / publish.
+// (a pipeline group sharing one connection); one BrokerPipeline per configured pipeline; one
+// DriverDescriptor per driver folder (src/drivers/<name>/index.ts), listed in src/drivers/registry.ts.
+// Drivers turn broker messages into Deliveries and OutgoingJobs into broker messages (the wire format);
+// they never decide retries or dead letters: src/pipelines/ does, through ack / reject / retryLater /
+// publish, choosing by the Capabilities a driver declares, never by its name.
 
 import type { EventEmitter } from 'node:events';
-import type { DriverName, PipelineConfig } from '../config/types.js';
+import type { DriverName, PipelineConfig, PipelineOptionsBase } from '../config/types.js';
+import type { Logger } from '../observability/logger.js';
 
 export type Headers = Record<string, string[]>;
 
@@ -43,7 +46,20 @@ export interface Delivery extends Job {
    * Rejects with E_STALE_DELIVERY after a reconnect.
    */
   reject(requeue: boolean, reason?: string): Promise<void>;
-  /** the job is still running (a touch frame): brokers with locks renew them (Service Bus) */
+  /**
+   * Only where the pipeline's capabilities say `retryLater` (e.g. JetStream `nak(delay)`, SQS
+   * `ChangeMessageVisibility`): settles this delivery so that the broker itself hands the same message
+   * out again after `delayMs`, as the next attempt (the broker's delivery count goes up, and with it
+   * Job.attempt). `headers` (a worker's nack headers) are merged into the next delivery's headers where
+   * the capability says `headers: true`; settle never passes them otherwise (it re-publishes instead).
+   * `delayMs` never exceeds the capability's `maxDelayMs`. Rejects with E_STALE_DELIVERY after a reconnect.
+   */
+  retryLater?(delayMs: number, headers?: Headers): Promise<void>;
+  /**
+   * The job is still running (a touch frame). Drivers whose capabilities say `renewal` keep the lock,
+   * visibility timeout or ack deadline alive by themselves while the delivery is unsettled (Service
+   * Bus renew-lock, SQS visibility extension, JetStream `working()`); touch renews it at once.
+   */
   touch?(): Promise<void>;
   /**
    * false once the connection, channel or link the message came on is gone: the broker hands the
@@ -135,8 +151,23 @@ export interface BrokerPipeline {
   cancel(): Promise<void>;
   /** publishes to this pipeline, resolved when the broker confirms (accepted) */
   publish(job: OutgoingJob): Promise<void>;
-  /** messages ready in the queue, or undefined when the broker cannot tell */
+  /**
+   * What this pipeline's broker can do. Before declare() it answers the descriptor's capabilities; a
+   * driver that learns the broker only when it connects (amqp1: RabbitMQ 3 or 4, Service Bus, another
+   * broker) narrows them once connected, so src/pipelines/ reads them after declare(). Cheap: settle
+   * calls it for every failed job.
+   */
+  capabilities(): Capabilities;
+  /**
+   * Only where capabilities().delays is 'existing': resolves when a publish with this delay would be
+   * taken (its delay queue exists); otherwise rejects with E_DELAY_UNSUPPORTED whose message names what
+   * is missing as a noun phrase ("the delay queue X, which ..., is missing (...)"), for the start-up error.
+   */
+  checkDelay?(delayMs: number): Promise<void>;
+  /** messages ready in the queue, or undefined when the broker cannot tell (capabilities().readyCount false) */
   readyCount(): Promise<number | undefined>;
+  /** messages waiting for their delay, where the driver holds them itself (memory); absent otherwise */
+  delayedCount?(): number;
   /** cancels; deletes the queue if configured (delete_queue_on_stop) */
   close(): Promise<void>;
 }
@@ -157,3 +188,104 @@ export interface DriverConnection extends Pick<EventEmitter, 'on' | 'off'> {
 
 /** Emitted by DriverConnection as 'status' whenever connected changes. */
 export type StatusListener = (status: ConnectionStatus) => void;
+
+/**
+ * What a broker can do, in the words src/pipelines/ decides by. A driver declares them once in its
+ * descriptor; BrokerPipeline.capabilities() may narrow them once the broker is known.
+ */
+export interface Capabilities {
+  /**
+   * The "broker" lives inside the daemon (memory): there is no network connection to lose or redial,
+   * and a push from another process must go through the daemon's HTTP API.
+   */
+  inProcess: boolean;
+  /**
+   * reject(false) makes the broker dead-letter the message by its own means (an AMQP dead-letter
+   * exchange, Service Bus's dead-letter queue, an SQS redrive policy, memory's dead-letter list).
+   * false (JetStream): reject(false) terminates the message (`term()`); a pipeline with a `retry` block
+   * then needs `dead_letter.pipeline` (refused at start otherwise), one without is told once at start.
+   */
+  nativeDeadLetter: boolean;
+  /**
+   * Delivery.retryLater exists: the broker redelivers the same message after a delay by itself
+   * (JetStream `nak(delay)`, SQS `ChangeMessageVisibility`). Settle prefers it to re-publish + ack for
+   * delays up to maxDelayMs, and only when the worker's nack headers are empty or `headers` is true.
+   */
+  retryLater: false | { maxDelayMs: number; headers: boolean };
+  /**
+   * OutgoingJob.delayMs on publish: 'any' delay; 'existing' only through delay queues that already
+   * exist (BrokerPipeline.checkDelay tells which, and each must be checked at start); 'none'.
+   */
+  delays: 'any' | 'existing' | 'none';
+  /**
+   * Words for the start-up error when delays are not 'any': what cannot delay, what to use instead,
+   * and (for 'existing') the page that says how to create the delay queues, e.g.
+   * { broker: 'RabbitMQ 3.x over AMQP 1.0', fix: 'use the amqp091 driver or RabbitMQ 4', docs: 'docs/drivers/amqp1-rabbitmq3.md' }.
+   */
+  delayAdvice?: { broker: string; fix: string; docs?: string };
+  /** readyCount() answers a number (the conformance suite then asserts it) */
+  readyCount: boolean;
+  /**
+   * The driver renews a lock, visibility timeout or ack deadline by itself while a delivery is held,
+   * and Delivery.touch renews it at once (Service Bus, SQS, JetStream).
+   */
+  renewal: boolean;
+}
+
+/** What a descriptor's option normaliser returns: the driver's options and RoadRunner's pipeline-level keys. */
+export interface NormalizedOptions<O extends PipelineOptionsBase = PipelineOptionsBase> {
+  options: O;
+  /** RoadRunner's requeue_on_fail: without a retry block, a failed job goes back to the queue (false: dead-lettered) */
+  requeueOnFail: boolean;
+  /** RoadRunner's redial_timeout, ms: how long a lost connection stays healthy while it redials (0: none) */
+  redialTimeoutMs: number;
+}
+
+/** A schema-valid mapping, with the schema's defaults filled in by ajv. */
+export type ConfigMapping = Record<string, unknown>;
+
+/** Messaging attributes of the OpenTelemetry semantic conventions for one pipeline. */
+export interface TelemetryAttributes {
+  /** messaging.system, e.g. rabbitmq, servicebus, nats, aws_sqs */
+  system: string;
+  /** messaging.destination.name: the queue, address, subject */
+  destination: string;
+  /** the system's own attributes, e.g. messaging.rabbitmq.destination.routing_key */
+  attributes?: Readonly<Record<string, string>>;
+}
+
+/**
+ * One driver, as the rest of jobrunner knows it: exported as `descriptor` from src/drivers/<name>/index.ts
+ * and listed once in src/drivers/registry.ts. Importing a descriptor must stay cheap: it imports no
+ * broker client (connect() imports it when a pipeline uses the driver).
+ * O: the driver's pipeline options; S: its connection settings (from its top-level config section).
+ */
+export interface DriverDescriptor<O extends PipelineOptionsBase = PipelineOptionsBase, S = unknown> {
+  /** canonical name: what PipelineConfig.driver holds, in logs, metric labels and /pipelines */
+  readonly name: DriverName;
+  /** other names `driver:` accepts (RoadRunner's `amqp` for amqp091) */
+  readonly aliases: readonly string[];
+  /**
+   * The top-level config section with the connection settings (`amqp`, `amqp1`, `nats`, `sqs`), with
+   * an example for the error when it is missing; absent for a driver without one (memory).
+   */
+  readonly section?: { name: string; example: string };
+  /** the most this driver can do; BrokerPipeline.capabilities() may narrow it per pipeline */
+  readonly capabilities: Capabilities;
+  /** the section (schema-valid, defaults filled) as the settings connect() takes */
+  normalizeSection?(full: ConfigMapping): S;
+  /**
+   * A pipeline's `config:` mapping as options. `raw`: as the user wrote it (tells which keys were set,
+   * for aliases); `full`: the same with the schema's defaults filled in (read defaults from here only).
+   */
+  normalizeOptions(input: { pipeline: string; raw: ConfigMapping; full: ConfigMapping }): NormalizedOptions<O>;
+  /**
+   * Checks the schema cannot express for one pipeline's `config:` (as written); each problem is
+   * reported at jobs.pipelines.<name>.<at> as E_CONFIG_REF.
+   */
+  crossCheck?(raw: ConfigMapping): { at: 'config' | 'driver'; message: string }[];
+  /** makes the connection (no I/O until start()); `section` is undefined for a driver without one */
+  connect(input: { section: S | undefined; logger: Logger }): Promise<DriverConnection>;
+  /** messaging attributes for traces */
+  telemetry(p: PipelineConfig<O>): TelemetryAttributes;
+}

@@ -24,7 +24,8 @@ import {
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { PipelineConfig } from '../config/types.js';
-import type { Delivery, OutgoingJob } from '../drivers/driver.js';
+import type { Delivery, OutgoingJob, TelemetryAttributes } from '../drivers/driver.js';
+import { driverFor } from '../drivers/registry.js';
 import type { Logger } from './logger.js';
 import type { JobSpan, Tracing } from './tracing.js';
 
@@ -32,7 +33,7 @@ type SpanProcessors = NonNullable<NonNullable<ConstructorParameters<typeof NodeS
 
 export interface StartTracingOptions {
   logger: Logger;
-  /** replaces the exporters chosen by OTEL_TRACES_EXPORTER (tests pass an in-memory exporter) */
+  /** replaces the exporters chosen by OTEL_TRACES_EXPORTER (tests pass one that keeps the spans for them) */
   spanProcessors?: SpanProcessors;
 }
 
@@ -105,37 +106,31 @@ function traceparentOf(parent: Context, span: Span): string | undefined {
   return carrier['traceparent'];
 }
 
+const telemetryCache = new WeakMap<PipelineConfig, TelemetryAttributes>();
+
+/** the pipeline's messaging attributes, from its driver's descriptor (once per pipeline) */
+function telemetry(p: PipelineConfig): TelemetryAttributes {
+  let t = telemetryCache.get(p);
+  if (t === undefined) {
+    t = driverFor(p.driver).telemetry(p);
+    telemetryCache.set(p, t);
+  }
+  return t;
+}
+
 /** messaging.system (semantic conventions): what the pipeline's broker is, as far as the config says. */
 export function messagingSystem(p: PipelineConfig): string {
-  switch (p.driver) {
-    case 'amqp091':
-      return 'rabbitmq';
-    case 'amqp1':
-      return p.options.broker === 'servicebus' ? 'servicebus' : p.options.broker === 'rabbitmq' ? 'rabbitmq' : 'amqp';
-    case 'memory':
-      return 'memory';
-  }
-}
-
-function routingKey(p: PipelineConfig): string | undefined {
-  if (p.driver === 'amqp091') return p.options.routingKey || undefined;
-  if (p.driver === 'amqp1') return p.options.routingKey || undefined;
-  return undefined;
-}
-
-function destination(p: PipelineConfig): string {
-  if (p.driver === 'memory') return p.name;
-  if (p.driver === 'amqp1' && p.options.address) return p.options.address;
-  return p.options.queue;
+  return telemetry(p).system;
 }
 
 /** The Tracing of SPEC §7 over any Tracer: CONSUMER spans per job, PRODUCER spans per publish. */
 export function createTracing(tracer: Tracer): Tracing {
   const traceJob = (delivery: Delivery, p: PipelineConfig): JobSpan => {
     const parent = extract(delivery.traceparent);
-    const system = messagingSystem(p);
+    const t = telemetry(p);
     const attributes: Attributes = {
-      'messaging.system': system,
+      ...t.attributes,
+      'messaging.system': t.system,
       'messaging.operation.type': 'process',
       'messaging.operation.name': 'process',
       'messaging.destination.name': delivery.queue,
@@ -146,8 +141,6 @@ export function createTracing(tracer: Tracer): Tracing {
       'jobrunner.job_id': delivery.id,
       'jobrunner.attempt': delivery.attempt,
     };
-    const key = routingKey(p);
-    if (key !== undefined && system === 'rabbitmq') attributes['messaging.rabbitmq.destination.routing_key'] = key;
     if (delivery.redelivered) attributes['jobrunner.redelivered'] = true;
     const span = tracer.startSpan(`${delivery.queue} process`, { kind: SpanKind.CONSUMER, attributes }, parent);
     const traceparent = traceparentOf(parent, span);
@@ -169,20 +162,19 @@ export function createTracing(tracer: Tracer): Tracing {
 
   const startProducer = (job: OutgoingJob, p: PipelineConfig): { span: Span; job: OutgoingJob } => {
     const parent = extract(job.traceparent);
-    const system = messagingSystem(p);
+    const t = telemetry(p);
     const attributes: Attributes = {
-      'messaging.system': system,
+      ...t.attributes,
+      'messaging.system': t.system,
       'messaging.operation.type': 'send',
       'messaging.operation.name': 'publish',
-      'messaging.destination.name': destination(p),
+      'messaging.destination.name': t.destination,
       'messaging.message.id': job.id,
       'messaging.message.body.size': job.body.length,
       'jobrunner.pipeline': p.name,
       'jobrunner.job': job.job,
       'jobrunner.job_id': job.id,
     };
-    const key = routingKey(p);
-    if (key !== undefined && system === 'rabbitmq') attributes['messaging.rabbitmq.destination.routing_key'] = key;
     if (job.attempt !== undefined) attributes['jobrunner.attempt'] = job.attempt;
     if (job.delayMs > 0) attributes['jobrunner.delay_ms'] = job.delayMs;
     const span = tracer.startSpan(`${p.name} publish`, { kind: SpanKind.PRODUCER, attributes }, parent);

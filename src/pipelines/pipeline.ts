@@ -11,6 +11,7 @@ import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { deferred, type Deferred } from '../shared/deferred.js';
 import { settle, type SettleContext } from './settle.js';
 import { followUpJob } from './outgoing.js';
+import { checkCapabilities } from './capability-checks.js';
 
 /** Publishes a job to a pipeline by name (follow-ups, dead letters): the daemon routes it. */
 export type PublishTo = (pipeline: string, job: OutgoingJob) => Promise<void>;
@@ -92,6 +93,7 @@ export class Pipeline {
   async declare(): Promise<void> {
     try {
       await this.opts.broker.declare();
+      await checkCapabilities(this.opts.config, this.opts.broker, this.opts.logger);
       this.lastError = undefined;
     } catch (err) {
       this.lastError = errorMessage(err);

@@ -1,6 +1,8 @@
-// Settlement (SPEC §5): turns a worker's outcome into broker operations. Retries and dead letters to a
-// pipeline are published and confirmed before the original is acked; a publish that fails leaves the
-// original unacked (released back to the broker), so no path loses a message.
+// Settlement: turns a worker's outcome into broker operations, choosing by the broker's capabilities,
+// never its name. A retry after a delay uses the broker's own retry-after where it has one
+// (Delivery.retryLater); otherwise retries and dead letters to a pipeline are published and confirmed
+// before the original is acked; a publish that fails leaves the original unacked (released back to the
+// broker), so no path loses a message.
 
 import type { PipelineConfig } from '../config/types.js';
 import type { BrokerPipeline, Delivery } from '../drivers/driver.js';
@@ -105,7 +107,7 @@ async function fail(ctx: SettleContext, d: Delivery, reason: string, headers?: R
     await republish(ctx, d, 'retry', delayMs, headers);
     return;
   }
-  if (config.driver !== 'memory' && config.options.requeueOnFail) {
+  if (config.requeueOnFail) {
     await d.reject(true, reason);
     count(ctx, 'requeue');
     return;
@@ -124,10 +126,21 @@ async function requeue(ctx: SettleContext, d: Delivery, reason: string, delayMs:
   await republish(ctx, d, 'requeue', delayMs, headers);
 }
 
-/** Publishes the job again (confirmed), then acks the original; a failed publish releases the original. */
+/**
+ * The job again, as the next attempt: by the broker's own retry-after where it can take this delay (and
+ * these headers), else published again (confirmed), then the original acked; a failed publish releases
+ * the original.
+ */
 async function republish(ctx: SettleContext, d: Delivery, outcome: 'retry' | 'requeue', delayMs: number, headers?: Record<string, string[]>): Promise<void> {
   const name = ctx.config.name;
   if (gone(ctx, d)) return;
+  const native = ctx.broker.capabilities().retryLater;
+  if (native !== false && d.retryLater !== undefined && delayMs <= native.maxDelayMs && (native.headers || headers === undefined || Object.keys(headers).length === 0)) {
+    await d.retryLater(delayMs, native.headers ? headers : undefined);
+    count(ctx, outcome);
+    ctx.logger.info({ pipeline: name, job_id: d.id, attempt: d.attempt + 1, delay_ms: delayMs }, outcome === 'retry' ? 'job scheduled for retry' : 'job requeued');
+    return;
+  }
   try {
     // through publishTo: counted in published_total and traced (a PRODUCER span) like every publish
     await ctx.publishTo(name, againJob(d, name, { delayMs, attempt: d.attempt + 1, headers }));

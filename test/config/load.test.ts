@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkConfig, checkConfigText, configSchema, embeddedDefaultConfig, formatProblem, loadConfig } from '../../src/config/index.js';
+import type { Amqp091ConnectionConfig } from '../../src/drivers/amqp091/options.js';
 import { JobrunnerError } from '../../src/shared/errors.js';
 
 const FIX = 'test/fixtures/configs';
@@ -82,7 +83,7 @@ test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs'
   const r = checkConfigText('c.yaml', text, {});
   assert.deepEqual(r.problems, []);
   const c = r.config!;
-  assert.deepEqual(c.amqp, { urls: ['amqp://guest:guest@127.0.0.1:5672/'] });
+  assert.deepEqual(c.connections['amqp'], { urls: ['amqp://guest:guest@127.0.0.1:5672/'] });
   assert.deepEqual(c.http, { address: '127.0.0.1:2114' });
   assert.deepEqual(c.logs, { level: 'info' });
   assert.deepEqual(c.otel, { enabled: false });
@@ -94,12 +95,13 @@ test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs'
   const { consumerId, ...opts } = a!.options as unknown as Record<string, unknown>;
   assert.match(String(consumerId), /^jobrunner-a-[0-9a-f]{6}$/);
   assert.deepEqual(opts, {
-    prefetch: 256, priority: 10, redialTimeoutMs: 60_000, queue: '', exchange: 'amqp.default', exchangeType: 'direct',
+    prefetch: 256, priority: 10, queue: '', exchange: 'amqp.default', exchangeType: 'direct',
     exchangeDurable: false, exchangeAutoDelete: false, exchangeDeclare: true, routingKey: '', durable: false,
-    queueAutoDelete: false, exclusive: false, deleteQueueOnStop: false, multipleAck: true, requeueOnFail: false,
+    queueAutoDelete: false, exclusive: false, deleteQueueOnStop: false, multipleAck: true,
     queueHeaders: {}, queueDeclare: true,
   });
   assert.deepEqual(m?.options, { prefetch: 10, priority: 10 });
+  assert.deepEqual([a!.requeueOnFail, a!.redialTimeoutMs, m!.requeueOnFail, m!.redialTimeoutMs], [false, 60_000, false, 0]);
   assert.ok(a!.pool.numWorkers >= 1);
   assert.deepEqual({ ...a!.pool, numWorkers: 0 }, { numWorkers: 0, maxConcurrency: 16, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 60_000, destroyTimeoutMs: 60_000, execTtlMs: 0, maxWorkerMemoryMb: 0 });
   // the schema holds the same defaults (one source of truth)
@@ -149,13 +151,15 @@ test('RoadRunner flat and nested amqp forms normalize to the same options', () =
   const a = load(flat);
   const b = load(nested);
   assert.deepEqual(a.pipelines[0]?.options, b.pipelines[0]?.options);
-  assert.deepEqual(a.amqp?.urls, ['amqp://a/', 'amqp://b/']);
+  assert.deepEqual((a.connections['amqp'] as Amqp091ConnectionConfig | undefined)?.urls, ['amqp://a/', 'amqp://b/']);
   assert.deepEqual(a.pipelines[0]?.options, {
-    prefetch: 5, priority: 3, redialTimeoutMs: 30_000, queue: 'q', exchange: 'ex', exchangeType: 'topic', exchangeDurable: true,
+    prefetch: 5, priority: 3, queue: 'q', exchange: 'ex', exchangeType: 'topic', exchangeDurable: true,
     exchangeAutoDelete: true, exchangeDeclare: false, routingKey: 'rk', durable: true, queueAutoDelete: true, exclusive: true,
-    consumerId: 'c1', deleteQueueOnStop: true, multipleAck: true, requeueOnFail: true, queueHeaders: { 'x-queue-type': 'quorum' },
+    consumerId: 'c1', deleteQueueOnStop: true, multipleAck: true, queueHeaders: { 'x-queue-type': 'quorum' },
     queueDeclare: false,
   });
+  // RoadRunner's requeue_on_fail and redial_timeout are pipeline policy, in either form
+  for (const c of [a, b]) assert.deepEqual([c.pipelines[0]?.requeueOnFail, c.pipelines[0]?.redialTimeoutMs], [true, 30_000]);
 });
 
 test('interpolation: ${VAR}, ${VAR:-default}, plain scalars typed, quoted ones kept strings', () => {
@@ -176,9 +180,9 @@ test('interpolation: ${VAR}, ${VAR:-default}, plain scalars typed, quoted ones k
   ].join('\n');
   const c = checkConfigText('c.yaml', text, { CMD: 'php w.php', PORT: '9000', TOKEN: '0123', DURABLE: 'true', EMPTY: '' }).config!;
   assert.deepEqual(c.pipelines[0]?.command, ['/bin/sh', '-c', 'php w.php']);
-  assert.deepEqual(c.amqp?.urls, ['amqp://guest:guest@localhost:5672/']);
+  assert.deepEqual((c.connections['amqp'] as Amqp091ConnectionConfig | undefined)?.urls, ['amqp://guest:guest@localhost:5672/']);
   assert.deepEqual(c.http, { address: '127.0.0.1:9000', token: '0123' });
-  const o = c.pipelines[0]?.options as { prefetch: number; durable: boolean; queue: string };
+  const o = c.pipelines[0]?.options as unknown as { prefetch: number; durable: boolean; queue: string };
   assert.deepEqual([o.prefetch, o.durable, o.queue], [16, true, 'fallback']);
   assert.equal(c.pipelines[0]?.job, '${LITERAL}');
 });
@@ -190,11 +194,11 @@ test('the RoadRunner sample .rr.yaml validates unchanged', () => {
   assert.deepEqual(c.pipelines.map((p) => [p.name, p.driver, p.consume]), [
     ['test-1', 'amqp091', true], ['legacy', 'amqp091', false], ['p1', 'amqp091', true], ['test', 'memory', true],
   ]);
-  assert.equal(c.amqp?.tls?.clientAuthType, 'no_client_cert');
-  assert.equal(c.amqp?.tls?.cert, undefined);
+  assert.equal((c.connections['amqp'] as Amqp091ConnectionConfig | undefined)?.tls?.clientAuthType, 'no_client_cert');
+  assert.equal((c.connections['amqp'] as Amqp091ConnectionConfig | undefined)?.tls?.cert, undefined);
   assert.equal(c.logs.level, 'error');
-  assert.equal((c.pipelines[0]?.options as { queue: string }).queue, 'test-1-queue');
-  assert.equal((c.pipelines[2]?.options as { queueHeaders: object }).queueHeaders['x-queue-mode' as never], 'lazy');
+  assert.equal((c.pipelines[0]?.options as unknown as { queue: string }).queue, 'test-1-queue');
+  assert.equal((c.pipelines[2]?.options as unknown as { queueHeaders: object }).queueHeaders['x-queue-mode' as never], 'lazy');
   assert.equal(c.pipelines[0]?.pool.numWorkers, 10);
 });
 

@@ -2,12 +2,17 @@
 // connection for looking at the broker from the side, and cleanup of what a test declared.
 
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
-import type { Amqp091PipelineOptions, PipelineConfig } from '../../src/config/types.js';
+import type { PipelineConfig } from '../../src/config/types.js';
+import type { Amqp091PipelineOptions } from '../../src/drivers/amqp091/options.js';
 
-export type Amqp091Pipeline = PipelineConfig & { driver: 'amqp091' };
+export type Amqp091Pipeline = PipelineConfig<Amqp091PipelineOptions>;
+
+/** driver options plus RoadRunner's pipeline-level keys, which tests set the same way */
+export type TestAmqp091Options = Partial<Amqp091PipelineOptions> & { requeueOnFail?: boolean; redialTimeoutMs?: number };
 
 /** A pipeline config: RoadRunner's amqp defaults, overridden. */
-export function amqpPipeline(name: string, options: Partial<Amqp091PipelineOptions> = {}, extra: Partial<Pick<PipelineConfig, 'job'>> = {}): Amqp091Pipeline {
+export function amqpPipeline(name: string, over: TestAmqp091Options = {}, extra: Partial<Pick<PipelineConfig, 'job'>> = {}): Amqp091Pipeline {
+  const { requeueOnFail = false, redialTimeoutMs = 60_000, ...options } = over;
   const p: Amqp091Pipeline = {
     name,
     driver: 'amqp091',
@@ -15,6 +20,8 @@ export function amqpPipeline(name: string, options: Partial<Amqp091PipelineOptio
     env: {},
     pool: { numWorkers: 1, maxConcurrency: 1, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
     consume: true,
+    requeueOnFail,
+    redialTimeoutMs,
     options: {
       queue: name,
       exchange: 'amqp.default',
@@ -31,8 +38,6 @@ export function amqpPipeline(name: string, options: Partial<Amqp091PipelineOptio
       consumerId: '',
       deleteQueueOnStop: false,
       multipleAck: false,
-      requeueOnFail: false,
-      redialTimeoutMs: 60_000,
       queueHeaders: {},
       queueDeclare: true,
       ...options,

@@ -2,7 +2,7 @@
 // (RabbitMQ 3.10 and 4.0). Skips without brokers unless CI=true.
 
 import { test } from 'node:test';
-import { createAmqp091Connection } from '../../src/drivers/amqp091/index.js';
+import { createAmqp091Connection } from '../../src/drivers/amqp091/connection.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { amqpPipeline, RawBroker, TEST_DELAYS_MS } from './amqp091-helpers.js';

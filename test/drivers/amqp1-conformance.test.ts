@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { brokerUrls, runConformance, type ConformanceFactory } from './conformance.js';
-import { createAmqp1Connection } from '../../src/drivers/amqp1/index.js';
+import { createAmqp1Connection } from '../../src/drivers/amqp1/connection.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { RabbitSetup, amqp1Pipeline, withSetup } from '../helpers/amqp1-rabbit.js';
+import { RabbitSetup, amqp1Pipeline, withSetup, type Amqp1PipelineConfig } from '../helpers/amqp1-rabbit.js';
 
 const urls = brokerUrls('AMQP1_URLS');
 if (urls === undefined) {
@@ -31,7 +31,7 @@ if (urls === undefined) {
       });
       const conn = withSetup(raw, async (cfg) => {
         if (cfg.driver !== 'amqp1') return;
-        const q = cfg.options.queue;
+        const q = (cfg as Amqp1PipelineConfig).options.queue;
         const dlq = deadLetters.get(cfg.name);
         if (dlq !== undefined) await setup.queueWithDlq(q, dlq);
         else await setup.queue(q);
@@ -45,7 +45,7 @@ if (urls === undefined) {
         ...(proxy === undefined ? {} : { proxy }),
         pipeline(opts) {
           const cfg = amqp1Pipeline(opts.name, { prefetch: opts.prefetch ?? 10 });
-          if (opts.deadLetterTo !== undefined && opts.deadLetterTo.driver === 'amqp1') deadLetters.set(opts.name, opts.deadLetterTo.options.queue);
+          if (opts.deadLetterTo !== undefined && opts.deadLetterTo.driver === 'amqp1') deadLetters.set(opts.name, (opts.deadLetterTo as Amqp1PipelineConfig).options.queue);
           return cfg;
         },
         async cleanup() {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createAmqp1Connection } from '../../src/drivers/amqp1/index.js';
+import { createAmqp1Connection } from '../../src/drivers/amqp1/connection.js';
 import type { Delivery } from '../../src/drivers/driver.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { brokerUrls, publish, sleep, waitFor, withTimeout } from './conformance.js';

@@ -1,11 +1,12 @@
 // amqp1 on RabbitMQ 3.x cannot declare delay queues: a pipeline whose retry policy needs them fails at
-// start with E_DELAY_UNSUPPORTED (SPEC §5), instead of looping redeliveries at the first retry.
+// start with E_DELAY_UNSUPPORTED (src/pipelines/capability-checks.ts reads the driver's capabilities), instead of looping redeliveries at the first retry.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { createAmqp1Connection } from '../../src/drivers/amqp1/index.js';
+import { createAmqp1Connection } from '../../src/drivers/amqp1/connection.js';
+import { checkCapabilities } from '../../src/pipelines/capability-checks.js';
 import { JobrunnerError } from '../../src/shared/errors.js';
 import { brokerUrls } from './conformance.js';
 import { RabbitSetup, amqp1Pipeline } from '../helpers/amqp1-rabbit.js';
@@ -30,7 +31,10 @@ test('amqp1 on RabbitMQ 3.x: a retry policy with jitter, or with a missing delay
     const withRetry = (jitter: number) => ({ ...amqp1Pipeline(q), name: `${q}-${jitter}`, retry: { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter } } });
     const code = async (p: ReturnType<typeof withRetry>): Promise<string> => {
       try {
-        await conn.pipeline(p).declare();
+        // the driver declares; the check of the retry policy against its capabilities is the pipeline's
+        const broker = conn.pipeline(p);
+        await broker.declare();
+        await checkCapabilities(p, broker, pino({ level: 'silent' }));
         return 'ok';
       } catch (err) {
         assert.ok(err instanceof JobrunnerError);

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import { createAmqp1Connection } from '../../src/drivers/amqp1/index.js';
+import { createAmqp1Connection } from '../../src/drivers/amqp1/connection.js';
 import type { Delivery, DriverConnection } from '../../src/drivers/driver.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { JobrunnerError } from '../../src/shared/errors.js';

@@ -263,7 +263,8 @@ export function runConformance(label: string, make: ConformanceFactory): void {
 
 /** The queue of a pipeline config, whatever its driver ('' for memory pipelines). */
 export function queueOf(cfg: PipelineConfig): string {
-  return 'queue' in cfg.options ? cfg.options.queue : '';
+  const o = cfg.options as { queue?: unknown };
+  return typeof o.queue === 'string' ? o.queue : '';
 }
 
 type PipelineMaker = (suffix: string, extra?: Omit<ConformancePipelineOptions, 'name'>) => PipelineConfig;

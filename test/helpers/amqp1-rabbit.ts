@@ -3,13 +3,15 @@
 // makes a pipeline's declare() wait for that setup, so the shared conformance suite can stay sync.
 
 import { connect } from 'amqplib';
-import type { Amqp1PipelineOptions, PipelineConfig } from '../../src/config/types.js';
+import type { PipelineConfig } from '../../src/config/types.js';
+import type { Amqp1PipelineOptions } from '../../src/drivers/amqp1/options.js';
 import type { BrokerPipeline, DriverConnection } from '../../src/drivers/driver.js';
 
-export type Amqp1PipelineConfig = PipelineConfig & { driver: 'amqp1' };
+export type Amqp1PipelineConfig = PipelineConfig<Amqp1PipelineOptions>;
 
 /** An amqp1 PipelineConfig with test defaults. */
-export function amqp1Pipeline(name: string, over: Partial<Amqp1PipelineOptions> = {}): Amqp1PipelineConfig {
+export function amqp1Pipeline(name: string, over: Partial<Amqp1PipelineOptions> & { requeueOnFail?: boolean; redialTimeoutMs?: number } = {}): Amqp1PipelineConfig {
+  const { requeueOnFail = false, redialTimeoutMs = 10_000, ...options } = over;
   return {
     name,
     command: ['/bin/true'],
@@ -17,7 +19,9 @@ export function amqp1Pipeline(name: string, over: Partial<Amqp1PipelineOptions> 
     pool: { numWorkers: 1, maxConcurrency: 1, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 5000, destroyTimeoutMs: 5000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
     consume: true,
     driver: 'amqp1',
-    options: { queue: name, prefetch: 10, priority: 0, durable: true, broker: 'auto', requeueOnFail: false, redialTimeoutMs: 10_000, ...over },
+    requeueOnFail,
+    redialTimeoutMs,
+    options: { queue: name, prefetch: 10, priority: 0, durable: true, broker: 'auto', ...options },
   };
 }
 
@@ -127,6 +131,8 @@ export function withSetup(conn: DriverConnection, before: (config: PipelineConfi
         consume: (f) => p.consume(f),
         cancel: () => p.cancel(),
         publish: (j) => p.publish(j),
+        capabilities: () => p.capabilities(),
+        ...(p.checkDelay ? { checkDelay: (ms: number) => p.checkDelay!(ms) } : {}),
         readyCount: () => p.readyCount(),
         close: () => p.close(),
       };

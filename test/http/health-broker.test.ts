@@ -18,12 +18,12 @@ test('/health turns 503 after redial_timeout without the broker and 200 when it 
   const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
   const queue = `jobrunner-test-health-${randomUUID()}`;
   const pipeline = (name: string, redialTimeoutMs: number, out: string): PipelineConfig =>
-    ({ name, driver: 'amqp091', command: [process.execPath, OBS_WORKER], env: { OBS_OUT: out }, pool: pool(), consume: true, options: amqp091Options(`${queue}-${name}`, { redialTimeoutMs }) }) as PipelineConfig;
+    ({ name, driver: 'amqp091', command: [process.execPath, OBS_WORKER], env: { OBS_OUT: out }, pool: pool(), consume: true, requeueOnFail: false, redialTimeoutMs, options: amqp091Options(`${queue}-${name}`) }) as PipelineConfig;
   let run: Awaited<ReturnType<typeof runDaemon>> | undefined;
   try {
     run = await runDaemon((out) =>
       // one connection, two redial_timeouts: `work` gives up after 1.5 s, `patient` after a minute
-      config([pipeline('work', 1500, out), pipeline('patient', 60_000, out)], { amqp: { urls: [proxy.url(first)] } }),
+      config([pipeline('work', 1500, out), pipeline('patient', 60_000, out)], { connections: { amqp: { urls: [proxy.url(first)] } } }),
     );
     const url = run.url;
     await waitFor('ready', async () => (await http('GET', `${url}/ready`)).status === 200);

@@ -11,13 +11,13 @@ const brokers = brokerUrls('AMQP091_URLS');
 const NO_DELAY_RETRY: RetryConfig = { maxAttempts: 2, backoff: { initialMs: 0, maxMs: 0, multiplier: 2, jitter: 0 } };
 
 function amqpPipeline(name: string, queue: string, out: string, extra: Partial<PipelineConfig> = {}): PipelineConfig {
-  return { name, driver: 'amqp091', command: [process.execPath, OBS_WORKER], env: { OBS_OUT: out }, pool: pool({ numWorkers: 2 }), consume: true, options: amqp091Options(queue), ...extra } as PipelineConfig;
+  return { name, driver: 'amqp091', command: [process.execPath, OBS_WORKER], env: { OBS_OUT: out }, pool: pool({ numWorkers: 2 }), consume: true, requeueOnFail: false, redialTimeoutMs: 60_000, options: amqp091Options(queue), ...extra } as PipelineConfig;
 }
 
 for (const url of 'urls' in brokers ? brokers.urls : ['(none)']) {
   test(`amqp091 on ${url}: jobs_total by outcome equals what was processed`, { skip: 'skip' in brokers ? brokers.skip : false }, async () => {
     const queue = `jobrunner-test-obs-${randomUUID()}`;
-    const run = await runDaemon((out) => config([amqpPipeline('work', queue, out, { retry: NO_DELAY_RETRY })], { amqp: { urls: [url] } }));
+    const run = await runDaemon((out) => config([amqpPipeline('work', queue, out, { retry: NO_DELAY_RETRY })], { connections: { amqp: { urls: [url] } } }));
     try {
       await waitFor('ready', async () => (await http('GET', `${run.url}/ready`)).status === 200);
       const push = async (what: string, n: number): Promise<void> => {

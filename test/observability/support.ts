@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { Amqp091PipelineOptions, Config, PipelineConfig, PoolConfig, RetryConfig } from '../../src/config/types.js';
+import type { Config, PipelineConfig, PoolConfig, RetryConfig } from '../../src/config/types.js';
+import type { Amqp091PipelineOptions } from '../../src/drivers/amqp091/options.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import type { Tracing } from '../../src/observability/tracing.js';
@@ -39,6 +40,8 @@ export function memoryPipeline(spec: PipelineSpec, out: string): PipelineConfig 
     env: { OBS_OUT: out },
     pool: pool(spec.pool),
     consume: spec.consume ?? true,
+    requeueOnFail: false,
+    redialTimeoutMs: 0,
     options: { prefetch: 10, priority: 0 },
     ...(spec.retry ? { retry: spec.retry } : {}),
     ...(spec.deadLetter ? { deadLetter: { pipeline: spec.deadLetter } } : {}),
@@ -62,8 +65,6 @@ export function amqp091Options(queue: string, overrides: Partial<Amqp091Pipeline
     consumerId: '',
     deleteQueueOnStop: true,
     multipleAck: false,
-    requeueOnFail: false,
-    redialTimeoutMs: 60_000,
     queueHeaders: {},
     queueDeclare: true,
     ...overrides,
@@ -71,7 +72,7 @@ export function amqp091Options(queue: string, overrides: Partial<Amqp091Pipeline
 }
 
 export function config(pipelines: PipelineConfig[], extra: Partial<Config> = {}): Config {
-  return { file: '<test>', version: '3', http: { address: '127.0.0.1:0' }, logs: { level: 'debug' }, otel: { enabled: false }, pipelines, ...extra };
+  return { file: '<test>', version: '3', http: { address: '127.0.0.1:0' }, logs: { level: 'debug' }, otel: { enabled: false }, connections: {}, pipelines, ...extra };
 }
 
 export interface LogLine {

@@ -4,7 +4,7 @@
 // rr_delay int32 ('I'), rr_priority int64 ('l'), rr_auto_ack bool ('t'), rr_headers bytes ('x').
 
 import type { ConsumeMessage, Options } from 'amqplib';
-import type { Amqp091PipelineOptions } from '../../config/types.js';
+import type { Amqp091PipelineOptions } from './options.js';
 import type { Headers, Job, OutgoingJob } from '../driver.js';
 import {
   ATTEMPT_HEADER,

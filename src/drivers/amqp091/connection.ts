@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import type { Amqp091ConnectionConfig, PipelineConfig } from '../../config/types.js';
+import type { PipelineConfig } from '../../config/types.js';
+import type { Amqp091ConnectionConfig, Amqp091PipelineOptions } from './options.js';
 import type { Logger } from '../../observability/logger.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { sleep } from '../../shared/deferred.js';
@@ -133,7 +134,7 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection 
 
   pipeline(config: PipelineConfig): BrokerPipeline {
     if (config.driver !== 'amqp091') throw new JobrunnerError('E_INTERNAL', `pipeline ${config.name} uses driver ${config.driver}, not amqp091`);
-    const p = new Amqp091Pipeline(this, config);
+    const p = new Amqp091Pipeline(this, config as PipelineConfig<Amqp091PipelineOptions>);
     this.pipelines.add(p);
     return p;
   }

@@ -4,16 +4,18 @@
 // with E_STALE_DELIVERY and never touches a newer channel (a delivery tag means nothing elsewhere).
 
 import type { Channel, ConsumeMessage } from 'amqplib';
-import type { Amqp091PipelineOptions, PipelineConfig } from '../../config/types.js';
+import type { PipelineConfig } from '../../config/types.js';
+import type { Amqp091PipelineOptions } from './options.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
-import { DeliveryBase, type BrokerPipeline, type Delivery, type OutgoingJob } from '../driver.js';
+import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type OutgoingJob } from '../driver.js';
+import { AMQP091_CAPABILITIES } from './capabilities.js';
 import { decodeMessage } from './codec.js';
 import { encodeJob } from './codec.js';
 import type { Amqp091Connection, Session } from './connection.js';
 import { bindArgs, delayQueueArgs, delayQueueName, matchHeaders, publishTarget } from './topology.js';
 
-type Amqp091PipelineConfig = PipelineConfig & { driver: 'amqp091' };
+type Amqp091PipelineConfig = PipelineConfig<Amqp091PipelineOptions>;
 
 /** Well under the 60 s margin delayQueueArgs puts between x-message-ttl and x-expires. */
 const DELAY_REDECLARE_MS = 30_000;
@@ -188,6 +190,10 @@ export class Amqp091Pipeline implements BrokerPipeline {
         reject(asError('E_PUBLISH', `cannot publish job ${job.id} to ${this.name}`, err));
       }
     });
+  }
+
+  capabilities(): Capabilities {
+    return AMQP091_CAPABILITIES;
   }
 
   async readyCount(): Promise<number | undefined> {

@@ -2,7 +2,7 @@
 // TTL queues that dead-letter back (SPEC §5). Pure: it computes names and arguments, amqplib calls live in
 // pipeline.ts.
 
-import type { Amqp091PipelineOptions } from '../../config/types.js';
+import type { Amqp091PipelineOptions } from './options.js';
 
 /** Where a job for this pipeline is published. */
 export function publishTarget(o: Amqp091PipelineOptions): { exchange: string; routingKey: string } {

@@ -2,7 +2,7 @@
 // publish to, and how each settlement is expressed (RabbitMQ 3.x plugin, RabbitMQ 4.x native, Azure
 // Service Bus, any other broker). Pure functions, no I/O: the connection feeds in the open frame.
 
-import type { Amqp1Broker, Amqp1PipelineOptions } from '../../config/types.js';
+import type { Amqp1Broker, Amqp1PipelineOptions } from './options.js';
 
 export type BrokerKind = 'rabbitmq3' | 'rabbitmq4' | 'servicebus' | 'generic';
 

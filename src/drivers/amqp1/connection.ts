@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import rhea from 'rhea';
 import type { Connection, ConnectionOptions, Container } from 'rhea';
-import type { Amqp1ConnectionConfig, PipelineConfig } from '../../config/types.js';
+import type { PipelineConfig } from '../../config/types.js';
+import type { Amqp1ConnectionConfig, Amqp1PipelineOptions } from './options.js';
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js';
@@ -89,7 +90,7 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection {
 
   pipeline(config: PipelineConfig): BrokerPipeline {
     if (config.driver !== 'amqp1') throw new JobrunnerError('E_INTERNAL', `pipeline ${config.name} is not an amqp1 pipeline`);
-    const p = new Amqp1Pipeline(config, this, this.logger.child({ pipeline: config.name }));
+    const p = new Amqp1Pipeline(config as PipelineConfig<Amqp1PipelineOptions>, this, this.logger.child({ pipeline: config.name }));
     this.pipelines.add(p);
     if (this.live !== undefined) p.onConnected(this.live);
     return p;

@@ -4,13 +4,15 @@
 // renewal. Re-attaches by itself on every new connection while consuming is on.
 
 import type { Receiver, Delivery as RheaDelivery, Sender, Session } from 'rhea';
-import type { PipelineConfig, Amqp1PipelineOptions } from '../../config/types.js';
-import { DeliveryBase, type BrokerPipeline, type Delivery, type OutgoingJob } from '../driver.js';
+import type { PipelineConfig } from '../../config/types.js';
+import type { Amqp1PipelineOptions } from './options.js';
+import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type OutgoingJob } from '../driver.js';
+import { AMQP1_CAPABILITIES, capabilitiesFor } from './capabilities.js';
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { deferred, type Deferred } from '../../shared/deferred.js';
-import { consumeAddress, effectiveBroker, publishAddress, rejectOutcome, type BrokerKind, type Outcome } from './broker.js';
+import { consumeAddress, delayQueueName, effectiveBroker, publishAddress, rejectOutcome, type BrokerKind, type Outcome } from './broker.js';
 import { decodeMessage, encodeJob, SCHEDULED_ENQUEUE_TIME } from './message.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
@@ -18,7 +20,7 @@ import { installLeanDeliveries } from './rhea-patches.js';
 import { declareDelayQueue, declareRabbitTopology, rabbitReadyCount } from './topology.js';
 import type { Amqp1Connection, LiveConnection } from './connection.js';
 
-type Amqp1Config = PipelineConfig & { driver: 'amqp1'; options: Amqp1PipelineOptions };
+type Amqp1Config = PipelineConfig<Amqp1PipelineOptions>;
 
 interface ReceiverState {
   live: LiveConnection;
@@ -76,7 +78,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
   }
 
   private get waitMs(): number {
-    return this.options.redialTimeoutMs > 0 ? this.options.redialTimeoutMs : 30_000;
+    return this.config.redialTimeoutMs > 0 ? this.config.redialTimeoutMs : 30_000;
   }
 
   private kind(live: LiveConnection): BrokerKind {
@@ -111,32 +113,24 @@ export class Amqp1Pipeline implements BrokerPipeline {
     }
     // nothing to declare over AMQP 1.0 here: check the source exists by attaching with no credit
     await this.passiveCheck(live, consumeAddress(kind, this.options));
-    await this.checkRetryDelays(live, kind);
+  }
+
+  capabilities(): Capabilities {
+    const live = this.conn.liveConnection();
+    return live === undefined ? AMQP1_CAPABILITIES : capabilitiesFor(this.kind(live), this.options.address !== undefined);
   }
 
   /**
-   * SPEC §5: a delay the broker cannot honour is an error at start, not a redelivery loop later. A retry
-   * policy needs delayed messages; a generic broker has none, and RabbitMQ 3.x over AMQP 1.0 only has
-   * delay queues that already exist (it cannot declare them): check each one the backoff will use.
+   * RabbitMQ 3.x over AMQP 1.0 takes delays only through delay queues that exist (it cannot declare
+   * them): is the one for this delay there?
    */
-  private async checkRetryDelays(live: LiveConnection, kind: BrokerKind): Promise<void> {
-    const retry = this.config.retry;
-    if (!retry || retry.maxAttempts < 2 || retry.backoff.initialMs <= 0 || kind === 'servicebus' || kind === 'rabbitmq4') return;
-    const fix = 'use the amqp091 driver or RabbitMQ 4, or remove the backoff (retry.backoff.initial: 0)';
-    if (kind === 'generic' || this.options.address !== undefined) {
-      throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: its retry policy delays messages, and this AMQP 1.0 ${kind === 'generic' ? 'broker' : 'raw address'} cannot delay them; ${fix}`);
-    }
-    if (retry.backoff.jitter > 0) {
-      throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: RabbitMQ 3.x cannot declare delay queues over AMQP 1.0, and retry.backoff.jitter makes their names unpredictable; set jitter: 0 and create the queues (docs/drivers/amqp1-rabbitmq3.md), or ${fix}`);
-    }
-    const { delayQueueName } = await import('./broker.js');
-    for (let attempt = 1; attempt < retry.maxAttempts; attempt++) {
-      const name = delayQueueName(this.queue, backoffDelay(retry.backoff, attempt, () => 0.5));
-      try {
-        await this.passiveCheck(live, `/amq/queue/${name}`);
-      } catch (err) {
-        throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: retry needs the delay queue ${name}, which RabbitMQ 3.x cannot declare over AMQP 1.0 (${errorMessage(err)}); create it (docs/drivers/amqp1-rabbitmq3.md), or ${fix}`, { cause: err });
-      }
+  async checkDelay(delayMs: number): Promise<void> {
+    const live = await this.conn.waitConnected(this.waitMs);
+    const name = delayQueueName(this.queue, delayMs);
+    try {
+      await this.passiveCheck(live, `/amq/queue/${name}`);
+    } catch (err) {
+      throw new JobrunnerError('E_DELAY_UNSUPPORTED', `the delay queue ${name}, which RabbitMQ 3.x cannot declare over AMQP 1.0, is missing (${errorMessage(err)}); create it (docs/drivers/amqp1-rabbitmq3.md)`, { cause: err });
     }
   }
 
@@ -510,7 +504,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
       return `/queues/${encodeURIComponent(name)}`;
     }
     // RabbitMQ 3.x over AMQP 1.0 cannot declare a queue with arguments: use one that exists
-    return `/amq/queue/${(await import('./broker.js')).delayQueueName(this.queue, delayMs)}`;
+    return `/amq/queue/${delayQueueName(this.queue, delayMs)}`;
   }
 
   private senderFor(live: LiveConnection, address: string): Promise<Sender> {

@@ -3,7 +3,7 @@
 // 3.x amqp1 declares nothing (see docs/drivers/amqp1-rabbitmq3.md).
 
 import rhea from 'rhea';
-import type { Amqp1PipelineOptions } from '../../config/types.js';
+import type { Amqp1PipelineOptions } from './options.js';
 import { JobrunnerError, type ErrorCode } from '../../shared/errors.js';
 import { delayQueueName } from './broker.js';
 import type { ManagementLink, ManagementResponse } from './management.js';

@@ -6,7 +6,9 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { PipelineConfig } from '../../config/types.js';
-import type { BrokerPipeline, ConnectionStatus, Delivery, DriverConnection, Job, OutgoingJob } from '../driver.js';
+import { MEMORY_CAPABILITIES } from './capabilities.js';
+import type { MemoryPipelineOptions } from './options.js';
+import type { BrokerPipeline, Capabilities, ConnectionStatus, Delivery, DriverConnection, Job, OutgoingJob } from '../driver.js';
 import { JobrunnerError } from '../../shared/errors.js';
 import type { Logger } from '../../observability/logger.js';
 
@@ -93,7 +95,7 @@ export class MemoryPipeline implements BrokerPipeline {
   readonly deadLetters: DeadLetter[] = [];
 
   constructor(
-    private readonly config: PipelineConfig & { driver: 'memory' },
+    private readonly config: PipelineConfig<MemoryPipelineOptions>,
     private readonly logger: Logger,
   ) {
     this.name = config.name;
@@ -135,6 +137,10 @@ export class MemoryPipeline implements BrokerPipeline {
       return;
     }
     this.enqueue(job);
+  }
+
+  capabilities(): Capabilities {
+    return MEMORY_CAPABILITIES;
   }
 
   async readyCount(): Promise<number> {
@@ -220,7 +226,7 @@ export class MemoryConnection extends EventEmitter implements DriverConnection {
     if (config.driver !== 'memory') throw new JobrunnerError('E_INTERNAL', `pipeline ${config.name} is not a memory pipeline`);
     let p = this.pipelines.get(config.name);
     if (!p) {
-      p = new MemoryPipeline(config, this.logger);
+      p = new MemoryPipeline(config as PipelineConfig<MemoryPipelineOptions>, this.logger);
       this.pipelines.set(config.name, p);
     }
     return p;
