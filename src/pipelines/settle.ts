@@ -134,7 +134,7 @@ async function requeue(ctx: SettleContext, d: Delivery, reason: string, delayMs:
 async function republish(ctx: SettleContext, d: Delivery, outcome: 'retry' | 'requeue', delayMs: number, headers?: Record<string, string[]>): Promise<void> {
   const name = ctx.config.name;
   if (gone(ctx, d)) return;
-  const native = ctx.broker.capabilities().retryLater;
+  const native = d.retryLater === undefined ? false : ctx.broker.capabilities().retryLater;
   if (native !== false && d.retryLater !== undefined && delayMs <= native.maxDelayMs && (native.headers || headers === undefined || Object.keys(headers).length === 0)) {
     await d.retryLater(delayMs, native.headers ? headers : undefined);
     count(ctx, outcome);
