@@ -23,7 +23,7 @@ function pipelineConfig(extra: Partial<PipelineConfig> = {}): PipelineConfig {
     driver: 'fake',
     command: ['/bin/true'],
     env: {},
-    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0 },
+    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner' },
     consume: true,
     requeueOnFail: false,
     redialTimeoutMs: 0,
