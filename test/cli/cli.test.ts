@@ -123,7 +123,7 @@ test('push to a memory pipeline with no daemon running: one line, exit 1', () =>
 const urls = brokerUrls('AMQP091_URLS');
 
 test('push on an amqp091 pipeline publishes with RoadRunner headers and waits for the confirm', async (t) => {
-  if (!urls) return t.skip('AMQP091_URLS not set: run eval "$(../shared/brokers/up)"');
+  if (!urls) return t.skip('AMQP091_URLS not set: run eval "$(sudo scripts/test-servers.sh)"');
   for (const url of urls) {
     const q = `jr-cli-push-${randomUUID().slice(0, 8)}`;
     const dir = tempDir();

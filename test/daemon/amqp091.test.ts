@@ -224,6 +224,6 @@ jobs:
 
 test('amqp091 daemon tests need AMQP091_URLS', (t) => {
   if (urls && urls.length > 0) return;
-  if (process.env['CI'] === 'true') assert.fail('AMQP091_URLS is not set under CI=true: run eval "$(../shared/brokers/up)"');
-  t.skip('AMQP091_URLS not set: run eval "$(../shared/brokers/up)" to run the broker tests');
+  if (process.env['CI'] === 'true') assert.fail('AMQP091_URLS is not set under CI=true: run eval "$(sudo scripts/test-servers.sh)"');
+  t.skip('AMQP091_URLS not set: run eval "$(sudo scripts/test-servers.sh)" to run the broker tests');
 });

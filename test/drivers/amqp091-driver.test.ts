@@ -64,7 +64,7 @@ function opts(o: Partial<Amqp091PipelineOptions>): Partial<Amqp091PipelineOption
 }
 
 if (urls === undefined) {
-  test('amqp091 driver', { skip: 'AMQP091_URLS is not set (eval "$(/work/shared/brokers/up)")' }, () => undefined);
+  test('amqp091 driver', { skip: 'AMQP091_URLS is not set (run: eval "$(sudo scripts/test-servers.sh)")' }, () => undefined);
 } else {
   for (const url of urls) {
     const host = new URL(url).host;

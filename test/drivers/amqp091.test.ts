@@ -10,7 +10,7 @@ import { brokerUrls, queueOf, runConformance, type ConformanceTarget } from './c
 
 const urls = brokerUrls('AMQP091_URLS');
 if (urls === undefined) {
-  test('amqp091 conformance', { skip: 'AMQP091_URLS is not set (eval "$(/work/shared/brokers/up)")' }, () => undefined);
+  test('amqp091 conformance', { skip: 'AMQP091_URLS is not set (run: eval "$(sudo scripts/test-servers.sh)")' }, () => undefined);
 } else {
   for (const url of urls) {
     runConformance(`amqp091 ${new URL(url).host}`, async ({ proxied }): Promise<ConformanceTarget> => {

@@ -12,7 +12,7 @@ import { RabbitSetup, amqp1Pipeline, withSetup, type Amqp1PipelineConfig } from 
 
 const urls = brokerUrls('AMQP1_URLS');
 if (urls === undefined) {
-  test('amqp1 conformance', { skip: 'AMQP1_URLS is not set: run eval "$(/work/shared/brokers/up)"' }, () => undefined);
+  test('amqp1 conformance', { skip: 'AMQP1_URLS is not set: run eval "$(sudo scripts/test-servers.sh)"' }, () => undefined);
 } else {
   for (const url of urls) {
     const port = Number(new URL(url).port || 5672);

@@ -12,7 +12,7 @@ import { RabbitSetup, amqp1Pipeline } from '../helpers/amqp1-rabbit.js';
 
 const urls = brokerUrls('AMQP1_URLS');
 if (urls === undefined) {
-  test('amqp1 prefetch', { skip: 'AMQP1_URLS is not set: run eval "$(/work/shared/brokers/up)"' }, () => undefined);
+  test('amqp1 prefetch', { skip: 'AMQP1_URLS is not set: run eval "$(sudo scripts/test-servers.sh)"' }, () => undefined);
 } else {
   for (const url of urls) {
     test(`amqp1 prefetch 3 on ${url.replace(/\/\/[^@]*@/, '//')}: a worker that never answers holds at most 3 unsettled`, { timeout: 30_000 }, async () => {

@@ -15,7 +15,7 @@ import { brokerMajor } from '../helpers/faults.js';
 const urls = brokerUrls('AMQP1_URLS');
 
 test('amqp1 on RabbitMQ 3.x: a retry policy with jitter, or with a missing delay queue, is an error at start', { timeout: 30_000 }, async (t) => {
-  if (!urls) return t.skip('AMQP1_URLS not set: run eval "$(../shared/brokers/up)"');
+  if (!urls) return t.skip('AMQP1_URLS not set: run eval "$(sudo scripts/test-servers.sh)"');
   let url: string | undefined;
   for (const u of urls) if ((await brokerMajor(u).catch(() => 0)) === 3) url = u;
   if (!url) {

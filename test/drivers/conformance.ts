@@ -350,6 +350,6 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
 export function brokerUrls(variable: string): string[] | undefined {
   const v = process.env[variable]?.trim();
   if (v) return v.split(/\s+/);
-  if (process.env['CI'] === 'true') throw new Error(`${variable} is not set (CI=true): run eval "$(/work/shared/brokers/up)"`);
+  if (process.env['CI'] === 'true') throw new Error(`${variable} is not set (CI=true): run eval "$(sudo scripts/test-servers.sh)"`);
   return undefined;
 }

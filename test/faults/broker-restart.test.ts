@@ -1,5 +1,5 @@
 // The broker stopped and started for real (issue 4 §5): RabbitMQ 4.0 only, through
-// /work/shared/brokers/down (which stops the RabbitMQ 4.0 node and leaves 3.10 alone) and up. Gated behind
+// `SERVERS=rabbitmq4 scripts/test-servers.sh stop` (which leaves RabbitMQ 3 alone) and start. Gated behind
 // JOBRUNNER_FAULTS_BROKER_RESTART=1 because it breaks every other test using RabbitMQ 4.0 while it runs;
 // the default fault run uses the TCP proxy's down() for the same case. Counts: lost 0, duplicates bounded.
 
@@ -12,7 +12,8 @@ import { Admin, daemonYaml, describeTally, faultTargets, sleep, tally, within } 
 
 const gated = process.env['JOBRUNNER_FAULTS_BROKER_RESTART'] === '1' ? false : 'set JOBRUNNER_FAULTS_BROKER_RESTART=1 (stops the shared RabbitMQ 4.0)';
 const { targets, skip } = gated ? { targets: [], skip: gated } : await faultTargets();
-const BROKERS = process.env['JOBRUNNER_BROKERS_DIR'] ?? '/work/shared/brokers';
+const SERVERS = new URL('../../scripts/test-servers.sh', import.meta.url).pathname;
+const only4 = { ...process.env, SERVERS: 'rabbitmq4' };
 
 if (gated) test('broker stop and start (RabbitMQ 4.0)', { skip: gated }, () => undefined);
 
@@ -42,10 +43,10 @@ for (const t of targets.filter((x) => x.major >= 4)) {
         await admin.publish(q, ids.map((id) => ({ id, payload: { action: 'sleep', ms: 50, then: 'echo', n: id } })));
         await waitFor('some done', async () => (await admin.count(`${q}-echo`)) >= 20, 20_000);
         for (const m of await admin.drain(`${q}-echo`)) acked.push(m.n ?? '');
-        execFileSync(`${BROKERS}/down`, { stdio: 'ignore', timeout: 60_000 });
+        execFileSync(SERVERS, ['stop'], { stdio: 'ignore', timeout: 60_000, env: only4 });
         await waitFor('the daemon notices', () => d.daemon.health().pipelines['work']?.connected === false, 30_000);
         await sleep(2000);
-        execFileSync(`${BROKERS}/up`, { stdio: 'ignore', timeout: 120_000 });
+        execFileSync(SERVERS, { stdio: 'ignore', timeout: 120_000, env: only4 });
         await waitFor('reconnected', () => d.daemon.health().pipelines['work']?.connected === true, 60_000);
         reader = await Admin.open(t.url);
         const r = reader;

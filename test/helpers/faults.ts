@@ -42,7 +42,7 @@ export async function faultTargets(options: { amqp1?: boolean; minAmqp1Major?: n
   const targets: Target[] = [];
   const a091 = brokerUrls('AMQP091_URLS');
   const a1 = options.amqp1 === false ? [] : brokerUrls('AMQP1_URLS');
-  if (!a091 && !a1) return { targets, skip: 'AMQP091_URLS / AMQP1_URLS unset: run eval "$(/work/shared/brokers/up)"' };
+  if (!a091 && !a1) return { targets, skip: 'AMQP091_URLS / AMQP1_URLS unset: run eval "$(sudo scripts/test-servers.sh)"' };
   for (const url of a091 ?? []) {
     const major = await brokerMajor(url);
     targets.push({ label: `amqp091 on RabbitMQ ${major}.x (${new URL(url).port})`, driver: 'amqp091', url, major });

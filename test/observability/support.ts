@@ -177,10 +177,10 @@ export function http(method: string, url: string, body?: unknown, headers: Recor
   return httpJson(method, url, body, headers);
 }
 
-/** broker URLs from ../shared/brokers/up, or a skip reason (a failure under CI=true) */
+/** broker URLs from scripts/test-servers.sh, or a skip reason (a failure under CI=true) */
 export function brokerUrls(variable: 'AMQP091_URLS' | 'AMQP1_URLS'): { urls: string[] } | { skip: string } {
   const urls = (process.env[variable] ?? '').split(/\s+/).filter((u) => u !== '');
   if (urls.length > 0) return { urls };
-  if (process.env['CI'] === 'true') throw new Error(`${variable} is not set (run: eval "$(/work/shared/brokers/up)")`);
-  return { skip: `${variable} is not set: run eval "$(/work/shared/brokers/up)"` };
+  if (process.env['CI'] === 'true') throw new Error(`${variable} is not set (run: eval "$(sudo scripts/test-servers.sh)")`);
+  return { skip: `${variable} is not set: run eval "$(sudo scripts/test-servers.sh)"` };
 }
