@@ -1,6 +1,8 @@
 # jobrunner container image: the daemon on Node.js 22 LTS, run as a sidecar beside the app's workers.
 #   docker build -t jobrunner .
 #   docker run --rm -p 2114:2114 -v "$PWD/jobs.yaml:/etc/jobrunner/jobs.yaml:ro" jobrunner
+#   docker run --rm jobrunner serve -c config/memory.yaml      (the memory demo, no mount)
+# Without a file at /etc/jobrunner/jobs.yaml the image exits 2 saying so, rather than run a demo in a sidecar.
 # Python, PHP or Go workers: extend this image (docs/docker.md). scripts/docker-build-check.sh repeats these
 # build steps without a Docker engine and lints this file; keep the two in step.
 
@@ -40,8 +42,6 @@ COPY --from=build /src/dist ./dist
 COPY schemas ./schemas
 COPY config ./config
 COPY examples ./examples
-# the default configuration: the memory-driver demo with the Node.js example worker; mount your own here
-COPY config/memory.yaml /etc/jobrunner/jobs.yaml
 # `jobrunner` on PATH, whatever the compiled entry's file mode
 RUN printf '#!/bin/sh\nexec node /app/dist/cli/main.js "$@"\n' > /usr/local/bin/jobrunner \
  && chmod 0755 /usr/local/bin/jobrunner
@@ -52,4 +52,4 @@ EXPOSE 2114
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:2114/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--", "jobrunner"]
-CMD ["serve", "-c", "/etc/jobrunner/jobs.yaml"]
+CMD ["serve"]

@@ -12,20 +12,28 @@ import { runPush, runStatus, runControl } from './control.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-/** -c, then $JOBRUNNER_CONFIG, then ./jobs.yaml; undefined when none is there (serve then runs the embedded default) */
+/** the files looked for in the current folder, in turn, when neither -c nor $JOBRUNNER_CONFIG names one */
+export const DEFAULT_CONFIG_FILES = ['jobs.yaml', '.rr.yaml'] as const;
+
+/**
+ * -c, then $JOBRUNNER_CONFIG, then ./jobs.yaml, then ./.rr.yaml (RoadRunner's default name); undefined
+ * when none is there (serve then runs the embedded demo)
+ */
 export function resolveConfigPath(option: string | undefined): string | undefined {
   if (option) return option;
   const env = process.env['JOBRUNNER_CONFIG'];
   if (env) return env;
-  return existsSync('jobs.yaml') ? 'jobs.yaml' : undefined;
+  return DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
 }
+
+const NO_CONFIG = 'no configuration: pass -c FILE, set JOBRUNNER_CONFIG, or put jobs.yaml (or .rr.yaml) in the current folder';
 
 async function loadFrom(option: string | undefined, allowEmbedded: boolean): Promise<Config> {
   const config = await import('../config/index.js');
   const path = resolveConfigPath(option);
   if (path === undefined) {
     if (allowEmbedded) return config.embeddedDefaultConfig();
-    throw new JobrunnerError('E_USAGE', 'no configuration: pass -c FILE, set JOBRUNNER_CONFIG, or put jobs.yaml in the current folder');
+    throw new JobrunnerError('E_USAGE', NO_CONFIG);
   }
   return config.loadConfig(path, process.env);
 }
@@ -40,20 +48,26 @@ function program(): Command {
   cmd
     .command('serve')
     .description('run the daemon until SIGTERM/SIGINT')
-    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then the embedded in-process default)')
-    .action(async (opts: { config?: string }) => {
-      const config = await loadFrom(opts.config, true);
+    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then ./.rr.yaml, then the embedded memory demo)')
+    .option('--http-address <host:port>', 'the control API\'s address, over http.address (default: $JOBRUNNER_HTTP_ADDRESS)')
+    .action(async (opts: { config?: string; httpAddress?: string }) => {
+      let config = await loadFrom(opts.config, true);
+      const address = opts.httpAddress ?? (process.env['JOBRUNNER_HTTP_ADDRESS'] || undefined);
+      if (address !== undefined) {
+        const { withHttpAddress } = await import('../config/index.js');
+        config = withHttpAddress(config, address);
+      }
       process.exitCode = await runServe(config);
     });
 
   cmd
     .command('validate')
     .description('check a configuration file (schema and cross-references) and exit')
-    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml)')
+    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then ./.rr.yaml)')
     .action(async (opts: { config?: string }) => {
       const { checkConfig, formatProblem } = await import('../config/index.js');
       const path = resolveConfigPath(opts.config);
-      if (path === undefined) throw new JobrunnerError('E_USAGE', 'no configuration: pass -c FILE, set JOBRUNNER_CONFIG, or put jobs.yaml in the current folder');
+      if (path === undefined) throw new JobrunnerError('E_USAGE', NO_CONFIG);
       const result = checkConfig(path, process.env);
       if (result.problems.length > 0) {
         for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
@@ -61,8 +75,10 @@ function program(): Command {
         process.exitCode = 2;
         return;
       }
+      for (const w of result.warnings) process.stderr.write(`${formatProblem(w).replace(/^(\S+) /, '$1 warning: ')}\n`);
       const n = result.config?.pipelines.length ?? 0;
-      process.stdout.write(`${path}: ok (${n} pipeline${n === 1 ? '' : 's'})\n`);
+      const warned = result.warnings.length === 0 ? '' : `, ${result.warnings.length} warning${result.warnings.length === 1 ? '' : 's'}`;
+      process.stdout.write(`${path}: ok (${n} pipeline${n === 1 ? '' : 's'}${warned})\n`);
     });
 
   cmd

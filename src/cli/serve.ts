@@ -40,7 +40,14 @@ export async function runServe(config: Config): Promise<number> {
   process.on('unhandledRejection', (reason) => {
     logger.error({ err: errorMessage(reason) }, 'unhandled promise rejection');
   });
-  if (config.file === '<embedded>') logger.info('no configuration file given or found: running the embedded default (in-process pipeline "default", Node.js example worker)');
+  if (config.file === '<embedded>') {
+    logger.warn(
+      { demo: true },
+      'RUNNING THE EMBEDDED DEMO: no configuration file given or found (-c, $JOBRUNNER_CONFIG, ./jobs.yaml, ./.rr.yaml); ' +
+        'this is an in-process pipeline "default" with the Node.js example worker, not your pipelines',
+    );
+  }
+  for (const warning of config.warnings) logger.warn({ code: 'W_CONFIG' }, warning);
   try {
     await daemon.start();
   } catch (err) {

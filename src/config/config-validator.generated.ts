@@ -8,7 +8,7 @@ import { configFormats } from './formats.js';
 const ajvRuntimeRequire = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/jobrunner/jobrunner/schemas/config.schema.json","title":"jobrunner configuration","description":"The jobrunner configuration file (RoadRunner-style jobs section). Every string value may use ${VAR} or ${VAR:-default}. Unknown keys are errors.","type":"object","additionalProperties":false,"properties":{"version":{"type":["string","number"],"default":"3","description":"Configuration format version, as in RoadRunner's .rr.yaml (\"3\"). Accepted and kept; it changes nothing."},"rpc":{"type":"object","additionalProperties":false,"description":"RoadRunner's RPC section. Accepted and ignored: jobrunner has no RPC server (use `http`).","properties":{"listen":{"type":"string","description":"RoadRunner's RPC listen address. Ignored."}}},"server":{"type":"object","additionalProperties":false,"description":"The default worker process for every pipeline (RoadRunner's server section).","properties":{"command":{"$ref":"#/definitions/command","description":"Default worker command: a string run by /bin/sh -c, or an argv list run as is. Pipelines may override it with their own `command` (or `jobs.pool.command`)."},"env":{"$ref":"#/definitions/env","description":"Environment variables added to every worker's environment."},"user":{"type":"string","description":"RoadRunner's worker user. Accepted and ignored: run jobrunner itself as the user you want."},"group":{"type":"string","description":"RoadRunner's worker group. Accepted and ignored."},"relay":{"type":"string","description":"RoadRunner's relay (pipes, tcp, unix). Accepted and ignored: workers always speak protocol v1 over stdin/stdout."},"relay_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's relay timeout. Accepted and ignored."},"on_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's on_init command. Accepted and ignored: run it before jobrunner (e.g. in the container entrypoint).","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's on_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's on_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's on_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's on_init user. Ignored."},"exit_on_error":{"type":"boolean","description":"RoadRunner's on_init exit_on_error. Ignored."}}},"after_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's after_init command. Accepted and ignored.","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's after_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's after_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's after_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's after_init user. Ignored."}}}}},"amqp":{"type":"object","additionalProperties":false,"description":"The AMQP 0-9-1 connection used by every `amqp091` (or `amqp`) pipeline.","properties":{"addr":{"$ref":"#/definitions/urls","default":"amqp://guest:guest@127.0.0.1:5672/","description":"Broker URL (amqp:// or amqps://), or a list of URLs of one cluster tried in turn. Passwords in it are never logged."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"amqp1":{"type":"object","additionalProperties":false,"required":["addr"],"description":"The AMQP 1.0 connection used by every `amqp1` pipeline (RabbitMQ 3.x plugin, RabbitMQ 4.x, Azure Service Bus, any AMQP 1.0 broker).","properties":{"addr":{"$ref":"#/definitions/urls","description":"Broker URL (amqp:// or amqps://, for Service Bus amqps://KEYNAME:KEY@NAMESPACE.servicebus.windows.net:5671/), or a list of URLs tried in turn. Required. Keys and passwords in it are never logged."},"container_id":{"type":"string","description":"AMQP 1.0 container id sent in the open frame. Default: `jobrunner-<hostname>`."},"idle_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Idle timeout announced in the open frame; heartbeats go out at half of it."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"http":{"type":"object","additionalProperties":false,"default":{},"description":"jobrunner's HTTP server: /health, /ready, /metrics, /pipelines and the control endpoints.","properties":{"address":{"type":"string","default":"127.0.0.1:2114","description":"host:port to listen on; loopback unless told otherwise. `off` or an empty string disables the server."},"token":{"type":"string","description":"When set (and not empty), required as `Authorization: Bearer <token>` on every mutating endpoint. Never logged."}}},"logs":{"type":"object","additionalProperties":false,"default":{},"description":"Logging: pino JSON lines on stdout.","properties":{"level":{"type":"string","enum":["trace","debug","info","warn","error","fatal","panic","silent"],"default":"info","description":"Lowest level logged. RoadRunner's `panic` is taken as `fatal`."},"mode":{"type":"string","description":"RoadRunner's log mode (development, production, raw). Accepted and ignored: logs are always JSON."},"encoding":{"type":"string","description":"RoadRunner's log encoding (console, json). Accepted and ignored: logs are always JSON."},"output":{"type":"string","description":"RoadRunner's log output. Accepted and ignored: logs go to stdout."},"err_output":{"type":"string","description":"RoadRunner's error log output. Accepted and ignored."},"line_ending":{"type":"string","description":"RoadRunner's log line ending. Accepted and ignored."}}},"otel":{"type":"object","additionalProperties":false,"default":{},"description":"OpenTelemetry tracing. The exporter is configured by the standard OTEL_* environment variables.","properties":{"enabled":{"type":"boolean","default":false,"description":"Start the OpenTelemetry SDK and emit one CONSUMER span per job."}}},"jobs":{"type":"object","additionalProperties":false,"default":{},"description":"The jobs section: pipelines, which of them are consumed, and the worker pool.","properties":{"consume":{"type":"array","items":{"type":"string"},"default":[],"description":"Names of the pipelines consumed at start. The others are push-only until resumed (RoadRunner's meaning)."},"num_pollers":{"type":"integer","minimum":0,"description":"RoadRunner's number of pollers. Accepted and ignored: each pipeline's prefetch and pool size govern the flow."},"timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's internal push timeout. Accepted and ignored."},"pipeline_size":{"type":"integer","minimum":0,"description":"RoadRunner's priority queue size. Accepted and ignored: prefetch bounds what is held."},"pool":{"$ref":"#/definitions/pool","default":{},"description":"Defaults for every pipeline's worker pool; a pipeline's own `pool` overrides them key by key."},"pipelines":{"type":"object","default":{},"minProperties":1,"description":"The pipelines, by name (in file order). At least one is required.","additionalProperties":{"$ref":"#/definitions/pipeline"}}}}},"definitions":{"duration":{"type":["string","number"],"format":"duration","description":"A duration: 500ms, 30s, 5m, 1h, 1h30m, or a number of seconds."},"command":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string"},"minItems":1}],"description":"A command: a string run by /bin/sh -c, or an argv list."},"env":{"type":"object","additionalProperties":{"type":["string","number","boolean"]},"description":"Environment variables (values are turned into strings)."},"urls":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}],"description":"A URL or a list of URLs."},"tls":{"type":"object","additionalProperties":false,"description":"TLS client settings. Empty strings count as unset (RoadRunner's samples leave them empty).","properties":{"cert":{"type":"string","description":"Path to the client certificate (PEM)."},"key":{"type":"string","description":"Path to the client private key (PEM)."},"root_ca":{"type":"string","description":"Path to the CA certificate(s) that verify the broker's certificate (PEM)."},"insecure_skip_verify":{"type":"boolean","default":false,"description":"Do not verify the broker's certificate. For tests only."},"client_auth_type":{"type":"string","enum":["no_client_cert","no_client_certs","request_client_cert","require_any_client_cert","verify_client_cert_if_given","require_and_verify_client_cert"],"description":"RoadRunner's mTLS setting. Accepted and kept for compatibility; a client presents its certificate whenever `cert` and `key` are set."}}},"supervisor":{"type":"object","additionalProperties":false,"description":"Per-job and per-worker limits (RoadRunner's supervisor).","properties":{"exec_ttl":{"$ref":"#/definitions/duration","default":0,"description":"Longest a job may run; past it the worker is killed and the job fails (a `touch` frame restarts the clock). 0: no limit."},"max_worker_memory":{"type":"integer","minimum":0,"default":0,"description":"RSS limit per worker in MB; a worker over it is replaced once its jobs end (or killed after exec_ttl). 0: no limit."},"watch_tick":{"$ref":"#/definitions/duration","description":"RoadRunner's supervisor tick. Accepted and ignored."},"ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker time to live. Accepted and ignored (see max_jobs)."},"idle_ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker idle time to live. Accepted and ignored."}}},"pool":{"type":"object","additionalProperties":false,"description":"A worker pool.","properties":{"command":{"$ref":"#/definitions/command","description":"Worker command for the pipelines (RoadRunner's jobs.pool.command); overrides server.command, and a pipeline's own command overrides it."},"num_workers":{"type":"integer","minimum":1,"description":"Worker processes per pipeline. Default: the number of CPUs."},"max_concurrency":{"type":"integer","minimum":1,"default":16,"description":"Jobs one worker may hold at once (replies name the job id); a worker that takes one job at a time still works, the rest wait in its stdin. See docs/tuning.md."},"protocol":{"enum":["jobrunner"],"default":"jobrunner","description":"How jobrunner talks to the workers: jobrunner (newline-delimited JSON frames, docs/protocol.md)."},"max_jobs":{"type":"integer","minimum":0,"default":0,"description":"Restart a worker after this many jobs. 0: never."},"allocate_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"How long a worker may take to start, and how long a job waits for a free worker."},"destroy_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Graceful shutdown budget: how long in-flight jobs may finish before they go back to the broker."},"supervisor":{"$ref":"#/definitions/supervisor","default":{},"description":"Per-job timeout and memory limit."},"reset_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's pool reset timeout. Accepted and ignored."},"stream_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's stream timeout. Accepted and ignored."},"max_queue_size":{"type":"integer","minimum":0,"description":"RoadRunner's pool queue size. Accepted and ignored: prefetch bounds what is held."},"debug":{"type":"boolean","description":"RoadRunner's debug mode (a worker per job). Accepted and ignored."},"dynamic_allocator":{"type":"object","additionalProperties":false,"description":"RoadRunner's dynamic worker allocator. Accepted and ignored: the pool size is fixed.","properties":{"max_workers":{"type":"integer","description":"Ignored."},"spawn_rate":{"type":"integer","description":"Ignored."},"idle_timeout":{"$ref":"#/definitions/duration","description":"Ignored."}}}}},"retry":{"type":"object","additionalProperties":false,"description":"Retry policy for failed jobs (nack without requeue, crash, timeout, protocol error). Without it, RoadRunner's requeue_on_fail behaviour holds.","properties":{"max_attempts":{"type":"integer","minimum":1,"default":3,"description":"Attempts in all (the first run included); after the last one the job is dead-lettered."},"backoff":{"type":"object","additionalProperties":false,"default":{},"description":"Delay before each retry: initial * multiplier^(attempt-1), capped at max, spread by jitter.","properties":{"initial":{"$ref":"#/definitions/duration","default":"1s","description":"Delay before the first retry."},"max":{"$ref":"#/definitions/duration","default":"5m","description":"Longest delay."},"multiplier":{"type":"number","minimum":1,"default":2,"description":"Growth factor from one retry to the next."},"jitter":{"type":"number","minimum":0,"maximum":1,"default":0.2,"description":"Random spread as a fraction of the delay (0.2: +-20%)."}}}}},"deadLetter":{"type":"object","additionalProperties":false,"required":["pipeline"],"description":"Where dead-lettered jobs go. Without it, the broker's own dead-lettering (the queue's DLX, Service Bus's dead-letter queue).","properties":{"pipeline":{"type":"string","minLength":1,"description":"Name of the pipeline dead-lettered jobs are published to (confirmed, then the original is acked)."}}},"pipeline":{"type":"object","additionalProperties":false,"required":["driver"],"description":"One pipeline: a queue on a broker served to a worker pool.","properties":{"driver":{"type":"string","enum":["amqp091","amqp","amqp1","memory"],"description":"amqp091 (alias amqp, RoadRunner's name), amqp1 or memory."},"config":{"type":"object","default":{},"description":"Driver options; see the driver's keys."},"command":{"$ref":"#/definitions/command","description":"This pipeline's own worker command (overrides jobs.pool.command and server.command)."},"env":{"$ref":"#/definitions/env","description":"Environment variables for this pipeline's workers, over server.env."},"pool":{"$ref":"#/definitions/pool","description":"Overrides of jobs.pool for this pipeline, key by key."},"job":{"type":"string","minLength":1,"description":"Job name given to messages that carry none (no rr_job header, no type/subject property). Default: the pipeline name."},"retry":{"$ref":"#/definitions/retry","description":"Retry policy for this pipeline."},"dead_letter":{"$ref":"#/definitions/deadLetter","description":"Dead-letter pipeline for this pipeline."}},"allOf":[{"if":{"properties":{"driver":{"enum":["amqp091","amqp"]}},"required":["driver"]},"then":{"properties":{"config":{"if":{"properties":{"version":{"enum":[2,"2"]}},"required":["version"]},"then":{"$ref":"#/definitions/amqp091Nested"},"else":{"$ref":"#/definitions/amqp091Flat"}}}}},{"if":{"properties":{"driver":{"const":"amqp1"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/amqp1Pipeline"}}}},{"if":{"properties":{"driver":{"const":"memory"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/memoryPipeline"}}}}]},"amqp091Flat":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's flat form (config.version 0, 1 or absent).","properties":{"version":{"enum":[0,1,"0","1"],"description":"RoadRunner's pipeline config format: 0, 1 or absent for this flat form, 2 for the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"queue":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"exchange":{"type":"string","default":"amqp.default","description":"Exchange published to and bound to. An empty string is the default exchange (publish straight to the queue)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"exchange_durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"exchange_auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete (deleted when its last queue is unbound)."},"exchange_auto_deleted":{"type":"boolean","description":"Alias of exchange_auto_delete (the spelling in RoadRunner's 2023 docs)."},"exchange_declare":{"type":"boolean","description":"Declare the exchange (RoadRunner's jobs.Declare key). Default: `declare`."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the queue's binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"queue_auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete (deleted after its last consumer leaves)."},"queue_auto_deleted":{"type":"boolean","description":"Alias of queue_auto_delete (the spelling in RoadRunner's 2023 docs)."},"queue_declare":{"type":"boolean","description":"Declare and bind the queue (RoadRunner's jobs.Declare key). Default: `declare`."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive and consume it exclusively."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_queue_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Send the acks of one event-loop pass as one basic.ack(multiple=true) for the deliveries below every unsettled one (never covers a delivery a worker holds); false: one basic.ack per delivery. Default true (RoadRunner: false); see docs/tuning.md."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true instead of dead-lettered."},"queue_headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum, x-dead-letter-exchange)."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange, the queue and the binding at start. false: use existing ones, declare nothing."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored: every message is consumed (SPEC section 6)."}}},"amqp091Nested":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's nested form (config.version 2).","properties":{"version":{"enum":[2,"2"],"description":"2: the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored."},"exchange":{"type":"object","additionalProperties":false,"default":{},"description":"The exchange.","properties":{"name":{"type":"string","default":"amqp.default","description":"Exchange name. An empty string is the default exchange."},"type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange at start."}}},"queue":{"type":"object","additionalProperties":false,"default":{},"description":"The queue.","properties":{"name":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Acks of one event-loop pass as one basic.ack(multiple=true) below every unsettled delivery; false: one per delivery. Default true (RoadRunner: false)."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true."},"headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum)."},"declare":{"type":"boolean","default":true,"description":"Declare and bind the queue at start."}}}}},"amqp1Pipeline":{"type":"object","additionalProperties":false,"description":"amqp1 pipeline options.","properties":{"queue":{"type":"string","description":"Queue name; the source/target address is derived from it for the broker (RabbitMQ 4: /queues/NAME, RabbitMQ 3: /amq/queue/NAME, Service Bus: NAME). `queue` or `address` is required."},"address":{"type":"string","description":"A full source/target address; overrides the one derived from queue/exchange."},"exchange":{"type":"string","description":"Exchange to publish to (RabbitMQ), with routing_key."},"routing_key":{"type":"string","description":"Routing key for publishing through `exchange`."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"Link credit: deliveries held unsettled at once. See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"durable":{"type":"boolean","default":true,"description":"Send messages with the durable header (persisted by the broker)."},"broker":{"type":"string","enum":["auto","rabbitmq","servicebus","generic"],"default":"auto","description":"Broker dialect. auto: from the connection's product/version properties and the host name."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is released (redelivered) instead of rejected."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (seconds, or a duration)."}}},"memoryPipeline":{"type":"object","additionalProperties":false,"description":"memory pipeline options (in-process; the queue is lost on exit).","properties":{"prefetch":{"type":"integer","minimum":1,"default":10,"description":"Jobs handed out unsettled at once."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/jobrunner/jobrunner/schemas/config.schema.json","title":"jobrunner configuration","description":"The jobrunner configuration file (RoadRunner-style jobs section). Every string value may use ${VAR} or ${VAR:-default}. Unknown keys are errors.","type":"object","additionalProperties":false,"properties":{"version":{"type":["string","number"],"default":"3","description":"Configuration format version, as in RoadRunner's .rr.yaml (\"3\"). Accepted and kept; it changes nothing."},"rpc":{"type":"object","additionalProperties":false,"description":"RoadRunner's RPC section. Accepted and ignored: jobrunner has no RPC server (use `http`).","properties":{"listen":{"type":"string","description":"RoadRunner's RPC listen address. Ignored."}}},"server":{"type":"object","additionalProperties":false,"description":"The default worker process for every pipeline (RoadRunner's server section).","properties":{"command":{"$ref":"#/definitions/command","description":"Default worker command: a string run by /bin/sh -c, or an argv list run as is. Pipelines may override it with their own `command` (or `jobs.pool.command`)."},"env":{"$ref":"#/definitions/env","description":"Environment variables added to every worker's environment."},"user":{"type":"string","description":"RoadRunner's worker user. Accepted and ignored: run jobrunner itself as the user you want."},"group":{"type":"string","description":"RoadRunner's worker group. Accepted and ignored."},"relay":{"type":"string","description":"RoadRunner's relay (pipes, tcp, unix). Accepted and ignored: workers always speak protocol v1 over stdin/stdout."},"relay_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's relay timeout. Accepted and ignored."},"on_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's on_init command. Accepted and ignored: run it before jobrunner (e.g. in the container entrypoint).","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's on_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's on_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's on_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's on_init user. Ignored."},"exit_on_error":{"type":"boolean","description":"RoadRunner's on_init exit_on_error. Ignored."}}},"after_init":{"type":"object","additionalProperties":false,"description":"RoadRunner's after_init command. Accepted and ignored.","properties":{"command":{"$ref":"#/definitions/command","description":"RoadRunner's after_init command. Ignored."},"exec_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's after_init timeout. Ignored."},"env":{"$ref":"#/definitions/env","description":"RoadRunner's after_init environment. Ignored."},"user":{"type":"string","description":"RoadRunner's after_init user. Ignored."}}}}},"amqp":{"type":"object","additionalProperties":false,"description":"The AMQP 0-9-1 connection used by every `amqp091` (or `amqp`) pipeline.","properties":{"addr":{"$ref":"#/definitions/urls","default":"amqp://guest:guest@127.0.0.1:5672/","description":"Broker URL (amqp:// or amqps://), or a list of URLs of one cluster tried in turn. Passwords in it are never logged."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"amqp1":{"type":"object","additionalProperties":false,"required":["addr"],"description":"The AMQP 1.0 connection used by every `amqp1` pipeline (RabbitMQ 3.x plugin, RabbitMQ 4.x, Azure Service Bus, any AMQP 1.0 broker).","properties":{"addr":{"$ref":"#/definitions/urls","description":"Broker URL (amqp:// or amqps://, for Service Bus amqps://KEYNAME:KEY@NAMESPACE.servicebus.windows.net:5671/), or a list of URLs tried in turn. Required. Keys and passwords in it are never logged."},"container_id":{"type":"string","description":"AMQP 1.0 container id sent in the open frame. Default: `jobrunner-<hostname>`."},"idle_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Idle timeout announced in the open frame; heartbeats go out at half of it."},"tls":{"$ref":"#/definitions/tls","description":"TLS client settings for amqps:// connections."}}},"http":{"type":"object","additionalProperties":false,"default":{},"description":"jobrunner's HTTP server (the control API): /health, /ready, /metrics, /pipelines and the control endpoints. An `http` section in RoadRunner's HTTP-plugin shape (pool, middleware, uploads, ...) is RoadRunner's web server: it is not used, and the control API stays on its default.","properties":{"address":{"type":"string","default":"127.0.0.1:2114","description":"host:port to listen on; loopback unless told otherwise (an address reachable from other hosts needs `token` or `allow_unauthenticated: true`). `off` or an empty string disables the server. `serve --http-address` and JOBRUNNER_HTTP_ADDRESS override it."},"token":{"type":"string","description":"When set (and not empty), required as `Authorization: Bearer <token>` on every mutating endpoint. Never logged."},"allow_unauthenticated":{"type":"boolean","default":false,"description":"Allow an `address` reachable from other hosts without a `token`: anyone who reaches it could pause, resume and push. Without it such an address is refused."}}},"logs":{"type":"object","additionalProperties":false,"default":{},"description":"Logging: pino JSON lines on stdout.","properties":{"level":{"type":"string","enum":["trace","debug","info","warn","error","fatal","panic","silent"],"default":"info","description":"Lowest level logged. RoadRunner's `panic` is taken as `fatal`."},"mode":{"type":"string","description":"RoadRunner's log mode (development, production, raw). Accepted and ignored: logs are always JSON."},"encoding":{"type":"string","description":"RoadRunner's log encoding (console, json). Accepted and ignored: logs are always JSON."},"output":{"type":"string","description":"RoadRunner's log output. Accepted and ignored: logs go to stdout."},"err_output":{"type":"string","description":"RoadRunner's error log output. Accepted and ignored."},"line_ending":{"type":"string","description":"RoadRunner's log line ending. Accepted and ignored."}}},"otel":{"type":"object","additionalProperties":false,"default":{},"description":"OpenTelemetry tracing. The exporter is configured by the standard OTEL_* environment variables.","properties":{"enabled":{"type":"boolean","default":false,"description":"Start the OpenTelemetry SDK and emit one CONSUMER span per job."}}},"jobs":{"type":"object","additionalProperties":false,"default":{},"description":"The jobs section: pipelines, which of them are consumed, and the worker pool.","properties":{"consume":{"type":"array","items":{"type":"string"},"default":[],"description":"Names of the pipelines consumed at start. The others are push-only until resumed (RoadRunner's meaning)."},"num_pollers":{"type":"integer","minimum":0,"description":"RoadRunner's number of pollers. Accepted and ignored: each pipeline's prefetch and pool size govern the flow."},"timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's internal push timeout. Accepted and ignored."},"pipeline_size":{"type":"integer","minimum":0,"description":"RoadRunner's priority queue size. Accepted and ignored: prefetch bounds what is held."},"pool":{"$ref":"#/definitions/pool","default":{},"description":"Defaults for every pipeline's worker pool; a pipeline's own `pool` overrides them key by key."},"pipelines":{"type":"object","default":{},"description":"The pipelines, by name (in file order). None is a warning (RoadRunner declares them over RPC): nothing is consumed.","additionalProperties":{"$ref":"#/definitions/pipeline"}}}}},"definitions":{"duration":{"type":["string","number"],"format":"duration","description":"A duration: 500ms, 30s, 5m, 1h, 1h30m, or a number of seconds."},"command":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string"},"minItems":1}],"description":"A command: a string run by /bin/sh -c, or an argv list."},"env":{"type":"object","additionalProperties":{"type":["string","number","boolean"]},"description":"Environment variables (values are turned into strings)."},"urls":{"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}],"description":"A URL or a list of URLs."},"tls":{"type":"object","additionalProperties":false,"description":"TLS client settings. Empty strings count as unset (RoadRunner's samples leave them empty).","properties":{"cert":{"type":"string","description":"Path to the client certificate (PEM)."},"key":{"type":"string","description":"Path to the client private key (PEM)."},"root_ca":{"type":"string","description":"Path to the CA certificate(s) that verify the broker's certificate (PEM)."},"insecure_skip_verify":{"type":"boolean","default":false,"description":"Do not verify the broker's certificate. For tests only."},"client_auth_type":{"type":"string","enum":["no_client_cert","no_client_certs","request_client_cert","require_any_client_cert","verify_client_cert_if_given","require_and_verify_client_cert"],"description":"RoadRunner's mTLS setting. Accepted and kept for compatibility; a client presents its certificate whenever `cert` and `key` are set."}}},"supervisor":{"type":"object","additionalProperties":false,"description":"Per-job and per-worker limits (RoadRunner's supervisor).","properties":{"exec_ttl":{"$ref":"#/definitions/duration","default":0,"description":"Longest a job may run; past it the worker is killed and the job fails (a `touch` frame restarts the clock). 0: no limit."},"max_worker_memory":{"type":"integer","minimum":0,"default":0,"description":"RSS limit per worker in MB; a worker over it is replaced once its jobs end (or killed after exec_ttl). 0: no limit."},"watch_tick":{"$ref":"#/definitions/duration","description":"RoadRunner's supervisor tick. Accepted and ignored."},"ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker time to live. Accepted and ignored (see max_jobs)."},"idle_ttl":{"$ref":"#/definitions/duration","description":"RoadRunner's worker idle time to live. Accepted and ignored."}}},"pool":{"type":"object","additionalProperties":false,"description":"A worker pool.","properties":{"command":{"$ref":"#/definitions/command","description":"Worker command for the pipelines (RoadRunner's jobs.pool.command); overrides server.command, and a pipeline's own command overrides it."},"num_workers":{"type":"integer","minimum":1,"description":"Worker processes per pipeline. Default: the number of CPUs."},"max_concurrency":{"type":"integer","minimum":1,"default":16,"description":"Jobs one worker may hold at once (replies name the job id); a worker that takes one job at a time still works, the rest wait in its stdin. See docs/tuning.md."},"protocol":{"enum":["jobrunner"],"default":"jobrunner","description":"How jobrunner talks to the workers: jobrunner (newline-delimited JSON frames, docs/protocol.md)."},"max_jobs":{"type":"integer","minimum":0,"default":0,"description":"Restart a worker after this many jobs. 0: never."},"allocate_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"How long a worker may take to start, and how long a job waits for a free worker."},"destroy_timeout":{"$ref":"#/definitions/duration","default":"60s","description":"Graceful shutdown budget: how long in-flight jobs may finish before they go back to the broker."},"supervisor":{"$ref":"#/definitions/supervisor","default":{},"description":"Per-job timeout and memory limit."},"reset_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's pool reset timeout. Accepted and ignored."},"stream_timeout":{"$ref":"#/definitions/duration","description":"RoadRunner's stream timeout. Accepted and ignored."},"max_queue_size":{"type":"integer","minimum":0,"description":"RoadRunner's pool queue size. Accepted and ignored: prefetch bounds what is held."},"debug":{"type":"boolean","description":"RoadRunner's debug mode (a worker per job). Accepted and ignored."},"dynamic_allocator":{"type":"object","additionalProperties":false,"description":"RoadRunner's dynamic worker allocator. Accepted and ignored: the pool size is fixed.","properties":{"max_workers":{"type":"integer","description":"Ignored."},"spawn_rate":{"type":"integer","description":"Ignored."},"idle_timeout":{"$ref":"#/definitions/duration","description":"Ignored."}}}}},"retry":{"type":"object","additionalProperties":false,"description":"Retry policy for failed jobs (nack without requeue, crash, timeout, protocol error). Without it, RoadRunner's requeue_on_fail behaviour holds.","properties":{"max_attempts":{"type":"integer","minimum":1,"default":3,"description":"Attempts in all (the first run included); after the last one the job is dead-lettered. Only inside a `retry` block: without one there are no retries (RoadRunner's `requeue_on_fail` decides)."},"backoff":{"type":"object","additionalProperties":false,"default":{},"description":"Delay before each retry: initial * multiplier^(attempt-1), capped at max, spread by jitter.","properties":{"initial":{"$ref":"#/definitions/duration","default":"1s","description":"Delay before the first retry."},"max":{"$ref":"#/definitions/duration","default":"5m","description":"Longest delay."},"multiplier":{"type":"number","minimum":1,"default":2,"description":"Growth factor from one retry to the next."},"jitter":{"type":"number","minimum":0,"maximum":1,"default":0.2,"description":"Random spread as a fraction of the delay (0.2: +-20%)."}}}}},"deadLetter":{"type":"object","additionalProperties":false,"required":["pipeline"],"description":"Where dead-lettered jobs go. Without it, the broker's own dead-lettering (the queue's DLX, Service Bus's dead-letter queue).","properties":{"pipeline":{"type":"string","minLength":1,"description":"Name of the pipeline dead-lettered jobs are published to (confirmed, then the original is acked)."}}},"pipeline":{"type":"object","additionalProperties":false,"required":["driver"],"description":"One pipeline: a queue on a broker served to a worker pool.","properties":{"driver":{"type":"string","enum":["amqp091","amqp","amqp1","memory"],"description":"amqp091 (alias amqp, RoadRunner's name), amqp1 or memory."},"config":{"type":"object","default":{},"description":"Driver options; see the driver's keys."},"command":{"$ref":"#/definitions/command","description":"This pipeline's own worker command (overrides jobs.pool.command and server.command)."},"env":{"$ref":"#/definitions/env","description":"Environment variables for this pipeline's workers, over server.env."},"pool":{"$ref":"#/definitions/pool","description":"Overrides of jobs.pool for this pipeline, key by key."},"job":{"type":"string","minLength":1,"description":"Job name given to messages that carry none (no rr_job header, no type/subject property). Default: the pipeline name."},"retry":{"$ref":"#/definitions/retry","description":"Retry policy for this pipeline."},"dead_letter":{"$ref":"#/definitions/deadLetter","description":"Dead-letter pipeline for this pipeline."}},"allOf":[{"if":{"properties":{"driver":{"enum":["amqp091","amqp"]}},"required":["driver"]},"then":{"properties":{"config":{"if":{"properties":{"version":{"enum":[2,"2"]}},"required":["version"]},"then":{"$ref":"#/definitions/amqp091Nested"},"else":{"$ref":"#/definitions/amqp091Flat"}}}}},{"if":{"properties":{"driver":{"const":"amqp1"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/amqp1Pipeline"}}}},{"if":{"properties":{"driver":{"const":"memory"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/memoryPipeline"}}}}]},"amqp091Flat":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's flat form (config.version 0, 1 or absent).","properties":{"version":{"enum":[0,1,"0","1"],"description":"RoadRunner's pipeline config format: 0, 1 or absent for this flat form, 2 for the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"queue":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"exchange":{"type":"string","default":"amqp.default","description":"Exchange published to and bound to. An empty string is the default exchange (publish straight to the queue)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"exchange_durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"exchange_auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete (deleted when its last queue is unbound)."},"exchange_auto_deleted":{"type":"boolean","description":"Alias of exchange_auto_delete (the spelling in RoadRunner's 2023 docs)."},"exchange_declare":{"type":"boolean","description":"Declare the exchange (RoadRunner's jobs.Declare key). Default: `declare`."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the queue's binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"queue_auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete (deleted after its last consumer leaves)."},"queue_auto_deleted":{"type":"boolean","description":"Alias of queue_auto_delete (the spelling in RoadRunner's 2023 docs)."},"queue_declare":{"type":"boolean","description":"Declare and bind the queue (RoadRunner's jobs.Declare key). Default: `declare`."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive and consume it exclusively."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_queue_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Send the acks of one event-loop pass as one basic.ack(multiple=true) for the deliveries below every unsettled one (never covers a delivery a worker holds); false: one basic.ack per delivery. Default true (RoadRunner: false); see docs/tuning.md."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true instead of dead-lettered."},"queue_headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum, x-dead-letter-exchange)."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange, the queue and the binding at start. false: use existing ones, declare nothing."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored: every message is consumed."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."}}},"amqp091Nested":{"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's nested form (config.version 2).","properties":{"version":{"enum":[2,"2"],"description":"2: the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."},"exchange":{"type":"object","additionalProperties":false,"default":{},"description":"The exchange.","properties":{"name":{"type":"string","default":"amqp.default","description":"Exchange name. An empty string is the default exchange."},"type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange at start."}}},"queue":{"type":"object","additionalProperties":false,"default":{},"description":"The queue.","properties":{"name":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Acks of one event-loop pass as one basic.ack(multiple=true) below every unsettled delivery; false: one per delivery. Default true (RoadRunner: false)."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true."},"headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum)."},"declare":{"type":"boolean","default":true,"description":"Declare and bind the queue at start."}}}}},"amqp1Pipeline":{"type":"object","additionalProperties":false,"description":"amqp1 pipeline options.","properties":{"queue":{"type":"string","description":"Queue name; the source/target address is derived from it for the broker (RabbitMQ 4: /queues/NAME, RabbitMQ 3: /amq/queue/NAME, Service Bus: NAME). `queue` or `address` is required."},"address":{"type":"string","description":"A full source/target address; overrides the one derived from queue/exchange."},"exchange":{"type":"string","description":"Exchange to publish to (RabbitMQ), with routing_key."},"routing_key":{"type":"string","description":"Routing key for publishing through `exchange`."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"Link credit: deliveries held unsettled at once. See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"durable":{"type":"boolean","default":true,"description":"Send messages with the durable header (persisted by the broker)."},"broker":{"type":"string","enum":["auto","rabbitmq","servicebus","generic"],"default":"auto","description":"Broker dialect. auto: from the connection's product/version properties and the host name."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is released (redelivered) instead of rejected."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (seconds, or a duration)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"description":"The exchange's type, as in RoadRunner's amqp1 driver. Informational: the exchange must exist (jobrunner declares nothing over AMQP 1.0)."},"exclusive":{"type":"boolean","description":"RoadRunner's amqp1 driver key. Informational: jobrunner asks for no exclusive consumer over AMQP 1.0."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."}}},"memoryPipeline":{"type":"object","additionalProperties":false,"description":"memory pipeline options (in-process; the queue is lost on exit).","properties":{"prefetch":{"type":"integer","minimum":1,"default":10,"description":"Jobs handed out unsettled at once."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."}}}}};
 const schema12 = {"anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string"},"minItems":1}],"description":"A command: a string run by /bin/sh -c, or an argv list."};
 const schema13 = {"type":"object","additionalProperties":{"type":["string","number","boolean"]},"description":"Environment variables (values are turned into strings)."};
 const schema14 = {"type":["string","number"],"format":"duration","description":"A duration: 500ms, 30s, 5m, 1h, 1h30m, or a number of seconds."};
@@ -982,9 +982,9 @@ return errors === 0;
 }
 
 const schema39 = {"type":"object","additionalProperties":false,"required":["driver"],"description":"One pipeline: a queue on a broker served to a worker pool.","properties":{"driver":{"type":"string","enum":["amqp091","amqp","amqp1","memory"],"description":"amqp091 (alias amqp, RoadRunner's name), amqp1 or memory."},"config":{"type":"object","default":{},"description":"Driver options; see the driver's keys."},"command":{"$ref":"#/definitions/command","description":"This pipeline's own worker command (overrides jobs.pool.command and server.command)."},"env":{"$ref":"#/definitions/env","description":"Environment variables for this pipeline's workers, over server.env."},"pool":{"$ref":"#/definitions/pool","description":"Overrides of jobs.pool for this pipeline, key by key."},"job":{"type":"string","minLength":1,"description":"Job name given to messages that carry none (no rr_job header, no type/subject property). Default: the pipeline name."},"retry":{"$ref":"#/definitions/retry","description":"Retry policy for this pipeline."},"dead_letter":{"$ref":"#/definitions/deadLetter","description":"Dead-letter pipeline for this pipeline."}},"allOf":[{"if":{"properties":{"driver":{"enum":["amqp091","amqp"]}},"required":["driver"]},"then":{"properties":{"config":{"if":{"properties":{"version":{"enum":[2,"2"]}},"required":["version"]},"then":{"$ref":"#/definitions/amqp091Nested"},"else":{"$ref":"#/definitions/amqp091Flat"}}}}},{"if":{"properties":{"driver":{"const":"amqp1"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/amqp1Pipeline"}}}},{"if":{"properties":{"driver":{"const":"memory"}},"required":["driver"]},"then":{"properties":{"config":{"$ref":"#/definitions/memoryPipeline"}}}}]};
-const schema46 = {"type":"object","additionalProperties":false,"description":"memory pipeline options (in-process; the queue is lost on exit).","properties":{"prefetch":{"type":"integer","minimum":1,"default":10,"description":"Jobs handed out unsettled at once."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."}}};
+const schema46 = {"type":"object","additionalProperties":false,"description":"memory pipeline options (in-process; the queue is lost on exit).","properties":{"prefetch":{"type":"integer","minimum":1,"default":10,"description":"Jobs handed out unsettled at once."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."}}};
 const schema52 = {"type":"object","additionalProperties":false,"required":["pipeline"],"description":"Where dead-lettered jobs go. Without it, the broker's own dead-lettering (the queue's DLX, Service Bus's dead-letter queue).","properties":{"pipeline":{"type":"string","minLength":1,"description":"Name of the pipeline dead-lettered jobs are published to (confirmed, then the original is acked)."}}};
-const schema40 = {"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's nested form (config.version 2).","properties":{"version":{"enum":[2,"2"],"description":"2: the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored."},"exchange":{"type":"object","additionalProperties":false,"default":{},"description":"The exchange.","properties":{"name":{"type":"string","default":"amqp.default","description":"Exchange name. An empty string is the default exchange."},"type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange at start."}}},"queue":{"type":"object","additionalProperties":false,"default":{},"description":"The queue.","properties":{"name":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Acks of one event-loop pass as one basic.ack(multiple=true) below every unsettled delivery; false: one per delivery. Default true (RoadRunner: false)."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true."},"headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum)."},"declare":{"type":"boolean","default":true,"description":"Declare and bind the queue at start."}}}}};
+const schema40 = {"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's nested form (config.version 2).","properties":{"version":{"enum":[2,"2"],"description":"2: the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."},"exchange":{"type":"object","additionalProperties":false,"default":{},"description":"The exchange.","properties":{"name":{"type":"string","default":"amqp.default","description":"Exchange name. An empty string is the default exchange."},"type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange at start."}}},"queue":{"type":"object","additionalProperties":false,"default":{},"description":"The queue.","properties":{"name":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Acks of one event-loop pass as one basic.ack(multiple=true) below every unsettled delivery; false: one per delivery. Default true (RoadRunner: false)."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true."},"headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum)."},"declare":{"type":"boolean","default":true,"description":"Declare and bind the queue at start."}}}}};
 
 function validate16(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1006,7 +1006,7 @@ if(data.queue === undefined){
 data.queue = {};
 }
 for(const key0 in data){
-if(!(((((((key0 === "version") || (key0 === "prefetch")) || (key0 === "priority")) || (key0 === "redial_timeout")) || (key0 === "consume_all")) || (key0 === "exchange")) || (key0 === "queue"))){
+if(!((((((((key0 === "version") || (key0 === "prefetch")) || (key0 === "priority")) || (key0 === "redial_timeout")) || (key0 === "consume_all")) || (key0 === "pipeline_size")) || (key0 === "exchange")) || (key0 === "queue"))){
 const err0 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err0];
@@ -1183,26 +1183,18 @@ data["consume_all"] = coerced3;
 }
 }
 }
-let data5 = data.exchange;
-if(data5 && typeof data5 == "object" && !Array.isArray(data5)){
-if(data5.name === undefined){
-data5.name = "amqp.default";
+if(data.pipeline_size !== undefined){
+let data5 = data.pipeline_size;
+if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
+let dataType4 = typeof data5;
+let coerced4 = undefined;
+if(!(coerced4 !== undefined)){
+if(dataType4 === "boolean" || data5 === null
+              || (dataType4 === "string" && data5 && data5 == +data5 && !(data5 % 1))){
+coerced4 = +data5;
 }
-if(data5.type === undefined){
-data5.type = "direct";
-}
-if(data5.durable === undefined){
-data5.durable = false;
-}
-if(data5.auto_delete === undefined){
-data5.auto_delete = false;
-}
-if(data5.declare === undefined){
-data5.declare = true;
-}
-for(const key1 in data5){
-if(!(((((key1 === "name") || (key1 === "type")) || (key1 === "durable")) || (key1 === "auto_delete")) || (key1 === "declare"))){
-const err9 = {instancePath:instancePath+"/exchange",schemaPath:"#/properties/exchange/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema40.properties.exchange,data:data5};
+else {
+const err9 = {instancePath:instancePath+"/pipeline_size",schemaPath:"#/properties/pipeline_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema40.properties.pipeline_size.type,parentSchema:schema40.properties.pipeline_size,data:data5};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1212,19 +1204,34 @@ vErrors.push(err9);
 errors++;
 }
 }
-let data6 = data5.name;
-if(typeof data6 !== "string"){
-let dataType4 = typeof data6;
-let coerced4 = undefined;
-if(!(coerced4 !== undefined)){
-if(dataType4 == "number" || dataType4 == "boolean"){
-coerced4 = "" + data6;
+if(coerced4 !== undefined){
+data5 = coerced4;
+if(data !== undefined){
+data["pipeline_size"] = coerced4;
 }
-else if(data6 === null){
-coerced4 = "";
 }
-else {
-const err10 = {instancePath:instancePath+"/exchange/name",schemaPath:"#/properties/exchange/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.exchange.properties.name.type,parentSchema:schema40.properties.exchange.properties.name,data:data6};
+}
+}
+let data6 = data.exchange;
+if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
+if(data6.name === undefined){
+data6.name = "amqp.default";
+}
+if(data6.type === undefined){
+data6.type = "direct";
+}
+if(data6.durable === undefined){
+data6.durable = false;
+}
+if(data6.auto_delete === undefined){
+data6.auto_delete = false;
+}
+if(data6.declare === undefined){
+data6.declare = true;
+}
+for(const key1 in data6){
+if(!(((((key1 === "name") || (key1 === "type")) || (key1 === "durable")) || (key1 === "auto_delete")) || (key1 === "declare"))){
+const err10 = {instancePath:instancePath+"/exchange",schemaPath:"#/properties/exchange/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema40.properties.exchange,data:data6};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1234,14 +1241,7 @@ vErrors.push(err10);
 errors++;
 }
 }
-if(coerced4 !== undefined){
-data6 = coerced4;
-if(data5 !== undefined){
-data5["name"] = coerced4;
-}
-}
-}
-let data7 = data5.type;
+let data7 = data6.name;
 if(typeof data7 !== "string"){
 let dataType5 = typeof data7;
 let coerced5 = undefined;
@@ -1253,7 +1253,7 @@ else if(data7 === null){
 coerced5 = "";
 }
 else {
-const err11 = {instancePath:instancePath+"/exchange/type",schemaPath:"#/properties/exchange/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.exchange.properties.type.type,parentSchema:schema40.properties.exchange.properties.type,data:data7};
+const err11 = {instancePath:instancePath+"/exchange/name",schemaPath:"#/properties/exchange/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.exchange.properties.name.type,parentSchema:schema40.properties.exchange.properties.name,data:data7};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1265,13 +1265,24 @@ errors++;
 }
 if(coerced5 !== undefined){
 data7 = coerced5;
-if(data5 !== undefined){
-data5["type"] = coerced5;
+if(data6 !== undefined){
+data6["name"] = coerced5;
 }
 }
 }
-if(!((((data7 === "direct") || (data7 === "fanout")) || (data7 === "topic")) || (data7 === "headers"))){
-const err12 = {instancePath:instancePath+"/exchange/type",schemaPath:"#/properties/exchange/properties/type/enum",keyword:"enum",params:{allowedValues: schema40.properties.exchange.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema40.properties.exchange.properties.type.enum,parentSchema:schema40.properties.exchange.properties.type,data:data7};
+let data8 = data6.type;
+if(typeof data8 !== "string"){
+let dataType6 = typeof data8;
+let coerced6 = undefined;
+if(!(coerced6 !== undefined)){
+if(dataType6 == "number" || dataType6 == "boolean"){
+coerced6 = "" + data8;
+}
+else if(data8 === null){
+coerced6 = "";
+}
+else {
+const err12 = {instancePath:instancePath+"/exchange/type",schemaPath:"#/properties/exchange/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.exchange.properties.type.type,parentSchema:schema40.properties.exchange.properties.type,data:data8};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1280,18 +1291,16 @@ vErrors.push(err12);
 }
 errors++;
 }
-let data8 = data5.durable;
-if(typeof data8 !== "boolean"){
-let coerced6 = undefined;
-if(!(coerced6 !== undefined)){
-if(data8 === "false" || data8 === 0 || data8 === null){
-coerced6 = false;
 }
-else if(data8 === "true" || data8 === 1){
-coerced6 = true;
+if(coerced6 !== undefined){
+data8 = coerced6;
+if(data6 !== undefined){
+data6["type"] = coerced6;
 }
-else {
-const err13 = {instancePath:instancePath+"/exchange/durable",schemaPath:"#/properties/exchange/properties/durable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.exchange.properties.durable.type,parentSchema:schema40.properties.exchange.properties.durable,data:data8};
+}
+}
+if(!((((data8 === "direct") || (data8 === "fanout")) || (data8 === "topic")) || (data8 === "headers"))){
+const err13 = {instancePath:instancePath+"/exchange/type",schemaPath:"#/properties/exchange/properties/type/enum",keyword:"enum",params:{allowedValues: schema40.properties.exchange.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema40.properties.exchange.properties.type.enum,parentSchema:schema40.properties.exchange.properties.type,data:data8};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1300,15 +1309,7 @@ vErrors.push(err13);
 }
 errors++;
 }
-}
-if(coerced6 !== undefined){
-data8 = coerced6;
-if(data5 !== undefined){
-data5["durable"] = coerced6;
-}
-}
-}
-let data9 = data5.auto_delete;
+let data9 = data6.durable;
 if(typeof data9 !== "boolean"){
 let coerced7 = undefined;
 if(!(coerced7 !== undefined)){
@@ -1319,7 +1320,7 @@ else if(data9 === "true" || data9 === 1){
 coerced7 = true;
 }
 else {
-const err14 = {instancePath:instancePath+"/exchange/auto_delete",schemaPath:"#/properties/exchange/properties/auto_delete/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.exchange.properties.auto_delete.type,parentSchema:schema40.properties.exchange.properties.auto_delete,data:data9};
+const err14 = {instancePath:instancePath+"/exchange/durable",schemaPath:"#/properties/exchange/properties/durable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.exchange.properties.durable.type,parentSchema:schema40.properties.exchange.properties.durable,data:data9};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1331,12 +1332,12 @@ errors++;
 }
 if(coerced7 !== undefined){
 data9 = coerced7;
-if(data5 !== undefined){
-data5["auto_delete"] = coerced7;
+if(data6 !== undefined){
+data6["durable"] = coerced7;
 }
 }
 }
-let data10 = data5.declare;
+let data10 = data6.auto_delete;
 if(typeof data10 !== "boolean"){
 let coerced8 = undefined;
 if(!(coerced8 !== undefined)){
@@ -1347,7 +1348,7 @@ else if(data10 === "true" || data10 === 1){
 coerced8 = true;
 }
 else {
-const err15 = {instancePath:instancePath+"/exchange/declare",schemaPath:"#/properties/exchange/properties/declare/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.exchange.properties.declare.type,parentSchema:schema40.properties.exchange.properties.declare,data:data10};
+const err15 = {instancePath:instancePath+"/exchange/auto_delete",schemaPath:"#/properties/exchange/properties/auto_delete/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.exchange.properties.auto_delete.type,parentSchema:schema40.properties.exchange.properties.auto_delete,data:data10};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1359,14 +1360,23 @@ errors++;
 }
 if(coerced8 !== undefined){
 data10 = coerced8;
-if(data5 !== undefined){
-data5["declare"] = coerced8;
+if(data6 !== undefined){
+data6["auto_delete"] = coerced8;
 }
 }
 }
+let data11 = data6.declare;
+if(typeof data11 !== "boolean"){
+let coerced9 = undefined;
+if(!(coerced9 !== undefined)){
+if(data11 === "false" || data11 === 0 || data11 === null){
+coerced9 = false;
+}
+else if(data11 === "true" || data11 === 1){
+coerced9 = true;
 }
 else {
-const err16 = {instancePath:instancePath+"/exchange",schemaPath:"#/properties/exchange/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.exchange.type,parentSchema:schema40.properties.exchange,data:data5};
+const err16 = {instancePath:instancePath+"/exchange/declare",schemaPath:"#/properties/exchange/properties/declare/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.exchange.properties.declare.type,parentSchema:schema40.properties.exchange.properties.declare,data:data11};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1375,44 +1385,17 @@ vErrors.push(err16);
 }
 errors++;
 }
-let data11 = data.queue;
-if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
-if(data11.name === undefined){
-data11.name = "";
 }
-if(data11.routing_key === undefined){
-data11.routing_key = "";
+if(coerced9 !== undefined){
+data11 = coerced9;
+if(data6 !== undefined){
+data6["declare"] = coerced9;
 }
-if(data11.durable === undefined){
-data11.durable = false;
 }
-if(data11.auto_delete === undefined){
-data11.auto_delete = false;
 }
-if(data11.exclusive === undefined){
-data11.exclusive = false;
 }
-if(data11.consumer_id === undefined){
-data11.consumer_id = "";
-}
-if(data11.delete_on_stop === undefined){
-data11.delete_on_stop = false;
-}
-if(data11.multiple_ack === undefined){
-data11.multiple_ack = true;
-}
-if(data11.requeue_on_fail === undefined){
-data11.requeue_on_fail = false;
-}
-if(data11.headers === undefined){
-data11.headers = {};
-}
-if(data11.declare === undefined){
-data11.declare = true;
-}
-for(const key2 in data11){
-if(!(func2.call(schema40.properties.queue.properties, key2))){
-const err17 = {instancePath:instancePath+"/queue",schemaPath:"#/properties/queue/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema40.properties.queue,data:data11};
+else {
+const err17 = {instancePath:instancePath+"/exchange",schemaPath:"#/properties/exchange/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.exchange.type,parentSchema:schema40.properties.exchange,data:data6};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1421,20 +1404,44 @@ vErrors.push(err17);
 }
 errors++;
 }
+let data12 = data.queue;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+if(data12.name === undefined){
+data12.name = "";
 }
-let data12 = data11.name;
-if(typeof data12 !== "string"){
-let dataType9 = typeof data12;
-let coerced9 = undefined;
-if(!(coerced9 !== undefined)){
-if(dataType9 == "number" || dataType9 == "boolean"){
-coerced9 = "" + data12;
+if(data12.routing_key === undefined){
+data12.routing_key = "";
 }
-else if(data12 === null){
-coerced9 = "";
+if(data12.durable === undefined){
+data12.durable = false;
 }
-else {
-const err18 = {instancePath:instancePath+"/queue/name",schemaPath:"#/properties/queue/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.queue.properties.name.type,parentSchema:schema40.properties.queue.properties.name,data:data12};
+if(data12.auto_delete === undefined){
+data12.auto_delete = false;
+}
+if(data12.exclusive === undefined){
+data12.exclusive = false;
+}
+if(data12.consumer_id === undefined){
+data12.consumer_id = "";
+}
+if(data12.delete_on_stop === undefined){
+data12.delete_on_stop = false;
+}
+if(data12.multiple_ack === undefined){
+data12.multiple_ack = true;
+}
+if(data12.requeue_on_fail === undefined){
+data12.requeue_on_fail = false;
+}
+if(data12.headers === undefined){
+data12.headers = {};
+}
+if(data12.declare === undefined){
+data12.declare = true;
+}
+for(const key2 in data12){
+if(!(func2.call(schema40.properties.queue.properties, key2))){
+const err18 = {instancePath:instancePath+"/queue",schemaPath:"#/properties/queue/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema40.properties.queue,data:data12};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1444,14 +1451,7 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(coerced9 !== undefined){
-data12 = coerced9;
-if(data11 !== undefined){
-data11["name"] = coerced9;
-}
-}
-}
-let data13 = data11.routing_key;
+let data13 = data12.name;
 if(typeof data13 !== "string"){
 let dataType10 = typeof data13;
 let coerced10 = undefined;
@@ -1463,7 +1463,7 @@ else if(data13 === null){
 coerced10 = "";
 }
 else {
-const err19 = {instancePath:instancePath+"/queue/routing_key",schemaPath:"#/properties/queue/properties/routing_key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.queue.properties.routing_key.type,parentSchema:schema40.properties.queue.properties.routing_key,data:data13};
+const err19 = {instancePath:instancePath+"/queue/name",schemaPath:"#/properties/queue/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.queue.properties.name.type,parentSchema:schema40.properties.queue.properties.name,data:data13};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1475,23 +1475,24 @@ errors++;
 }
 if(coerced10 !== undefined){
 data13 = coerced10;
-if(data11 !== undefined){
-data11["routing_key"] = coerced10;
+if(data12 !== undefined){
+data12["name"] = coerced10;
 }
 }
 }
-let data14 = data11.durable;
-if(typeof data14 !== "boolean"){
+let data14 = data12.routing_key;
+if(typeof data14 !== "string"){
+let dataType11 = typeof data14;
 let coerced11 = undefined;
 if(!(coerced11 !== undefined)){
-if(data14 === "false" || data14 === 0 || data14 === null){
-coerced11 = false;
+if(dataType11 == "number" || dataType11 == "boolean"){
+coerced11 = "" + data14;
 }
-else if(data14 === "true" || data14 === 1){
-coerced11 = true;
+else if(data14 === null){
+coerced11 = "";
 }
 else {
-const err20 = {instancePath:instancePath+"/queue/durable",schemaPath:"#/properties/queue/properties/durable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.durable.type,parentSchema:schema40.properties.queue.properties.durable,data:data14};
+const err20 = {instancePath:instancePath+"/queue/routing_key",schemaPath:"#/properties/queue/properties/routing_key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.queue.properties.routing_key.type,parentSchema:schema40.properties.queue.properties.routing_key,data:data14};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1503,12 +1504,12 @@ errors++;
 }
 if(coerced11 !== undefined){
 data14 = coerced11;
-if(data11 !== undefined){
-data11["durable"] = coerced11;
+if(data12 !== undefined){
+data12["routing_key"] = coerced11;
 }
 }
 }
-let data15 = data11.auto_delete;
+let data15 = data12.durable;
 if(typeof data15 !== "boolean"){
 let coerced12 = undefined;
 if(!(coerced12 !== undefined)){
@@ -1519,7 +1520,7 @@ else if(data15 === "true" || data15 === 1){
 coerced12 = true;
 }
 else {
-const err21 = {instancePath:instancePath+"/queue/auto_delete",schemaPath:"#/properties/queue/properties/auto_delete/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.auto_delete.type,parentSchema:schema40.properties.queue.properties.auto_delete,data:data15};
+const err21 = {instancePath:instancePath+"/queue/durable",schemaPath:"#/properties/queue/properties/durable/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.durable.type,parentSchema:schema40.properties.queue.properties.durable,data:data15};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1531,12 +1532,12 @@ errors++;
 }
 if(coerced12 !== undefined){
 data15 = coerced12;
-if(data11 !== undefined){
-data11["auto_delete"] = coerced12;
+if(data12 !== undefined){
+data12["durable"] = coerced12;
 }
 }
 }
-let data16 = data11.exclusive;
+let data16 = data12.auto_delete;
 if(typeof data16 !== "boolean"){
 let coerced13 = undefined;
 if(!(coerced13 !== undefined)){
@@ -1547,7 +1548,7 @@ else if(data16 === "true" || data16 === 1){
 coerced13 = true;
 }
 else {
-const err22 = {instancePath:instancePath+"/queue/exclusive",schemaPath:"#/properties/queue/properties/exclusive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.exclusive.type,parentSchema:schema40.properties.queue.properties.exclusive,data:data16};
+const err22 = {instancePath:instancePath+"/queue/auto_delete",schemaPath:"#/properties/queue/properties/auto_delete/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.auto_delete.type,parentSchema:schema40.properties.queue.properties.auto_delete,data:data16};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1559,24 +1560,23 @@ errors++;
 }
 if(coerced13 !== undefined){
 data16 = coerced13;
-if(data11 !== undefined){
-data11["exclusive"] = coerced13;
+if(data12 !== undefined){
+data12["auto_delete"] = coerced13;
 }
 }
 }
-let data17 = data11.consumer_id;
-if(typeof data17 !== "string"){
-let dataType14 = typeof data17;
+let data17 = data12.exclusive;
+if(typeof data17 !== "boolean"){
 let coerced14 = undefined;
 if(!(coerced14 !== undefined)){
-if(dataType14 == "number" || dataType14 == "boolean"){
-coerced14 = "" + data17;
+if(data17 === "false" || data17 === 0 || data17 === null){
+coerced14 = false;
 }
-else if(data17 === null){
-coerced14 = "";
+else if(data17 === "true" || data17 === 1){
+coerced14 = true;
 }
 else {
-const err23 = {instancePath:instancePath+"/queue/consumer_id",schemaPath:"#/properties/queue/properties/consumer_id/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.queue.properties.consumer_id.type,parentSchema:schema40.properties.queue.properties.consumer_id,data:data17};
+const err23 = {instancePath:instancePath+"/queue/exclusive",schemaPath:"#/properties/queue/properties/exclusive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.exclusive.type,parentSchema:schema40.properties.queue.properties.exclusive,data:data17};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1588,23 +1588,24 @@ errors++;
 }
 if(coerced14 !== undefined){
 data17 = coerced14;
-if(data11 !== undefined){
-data11["consumer_id"] = coerced14;
+if(data12 !== undefined){
+data12["exclusive"] = coerced14;
 }
 }
 }
-let data18 = data11.delete_on_stop;
-if(typeof data18 !== "boolean"){
+let data18 = data12.consumer_id;
+if(typeof data18 !== "string"){
+let dataType15 = typeof data18;
 let coerced15 = undefined;
 if(!(coerced15 !== undefined)){
-if(data18 === "false" || data18 === 0 || data18 === null){
-coerced15 = false;
+if(dataType15 == "number" || dataType15 == "boolean"){
+coerced15 = "" + data18;
 }
-else if(data18 === "true" || data18 === 1){
-coerced15 = true;
+else if(data18 === null){
+coerced15 = "";
 }
 else {
-const err24 = {instancePath:instancePath+"/queue/delete_on_stop",schemaPath:"#/properties/queue/properties/delete_on_stop/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.delete_on_stop.type,parentSchema:schema40.properties.queue.properties.delete_on_stop,data:data18};
+const err24 = {instancePath:instancePath+"/queue/consumer_id",schemaPath:"#/properties/queue/properties/consumer_id/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.queue.properties.consumer_id.type,parentSchema:schema40.properties.queue.properties.consumer_id,data:data18};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1616,12 +1617,12 @@ errors++;
 }
 if(coerced15 !== undefined){
 data18 = coerced15;
-if(data11 !== undefined){
-data11["delete_on_stop"] = coerced15;
+if(data12 !== undefined){
+data12["consumer_id"] = coerced15;
 }
 }
 }
-let data19 = data11.multiple_ack;
+let data19 = data12.delete_on_stop;
 if(typeof data19 !== "boolean"){
 let coerced16 = undefined;
 if(!(coerced16 !== undefined)){
@@ -1632,7 +1633,7 @@ else if(data19 === "true" || data19 === 1){
 coerced16 = true;
 }
 else {
-const err25 = {instancePath:instancePath+"/queue/multiple_ack",schemaPath:"#/properties/queue/properties/multiple_ack/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.multiple_ack.type,parentSchema:schema40.properties.queue.properties.multiple_ack,data:data19};
+const err25 = {instancePath:instancePath+"/queue/delete_on_stop",schemaPath:"#/properties/queue/properties/delete_on_stop/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.delete_on_stop.type,parentSchema:schema40.properties.queue.properties.delete_on_stop,data:data19};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1644,12 +1645,12 @@ errors++;
 }
 if(coerced16 !== undefined){
 data19 = coerced16;
-if(data11 !== undefined){
-data11["multiple_ack"] = coerced16;
+if(data12 !== undefined){
+data12["delete_on_stop"] = coerced16;
 }
 }
 }
-let data20 = data11.requeue_on_fail;
+let data20 = data12.multiple_ack;
 if(typeof data20 !== "boolean"){
 let coerced17 = undefined;
 if(!(coerced17 !== undefined)){
@@ -1660,7 +1661,7 @@ else if(data20 === "true" || data20 === 1){
 coerced17 = true;
 }
 else {
-const err26 = {instancePath:instancePath+"/queue/requeue_on_fail",schemaPath:"#/properties/queue/properties/requeue_on_fail/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.requeue_on_fail.type,parentSchema:schema40.properties.queue.properties.requeue_on_fail,data:data20};
+const err26 = {instancePath:instancePath+"/queue/multiple_ack",schemaPath:"#/properties/queue/properties/multiple_ack/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.multiple_ack.type,parentSchema:schema40.properties.queue.properties.multiple_ack,data:data20};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1672,14 +1673,23 @@ errors++;
 }
 if(coerced17 !== undefined){
 data20 = coerced17;
-if(data11 !== undefined){
-data11["requeue_on_fail"] = coerced17;
+if(data12 !== undefined){
+data12["multiple_ack"] = coerced17;
 }
 }
 }
-let data21 = data11.headers;
-if(!(data21 && typeof data21 == "object" && !Array.isArray(data21))){
-const err27 = {instancePath:instancePath+"/queue/headers",schemaPath:"#/properties/queue/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.queue.properties.headers.type,parentSchema:schema40.properties.queue.properties.headers,data:data21};
+let data21 = data12.requeue_on_fail;
+if(typeof data21 !== "boolean"){
+let coerced18 = undefined;
+if(!(coerced18 !== undefined)){
+if(data21 === "false" || data21 === 0 || data21 === null){
+coerced18 = false;
+}
+else if(data21 === "true" || data21 === 1){
+coerced18 = true;
+}
+else {
+const err27 = {instancePath:instancePath+"/queue/requeue_on_fail",schemaPath:"#/properties/queue/properties/requeue_on_fail/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.requeue_on_fail.type,parentSchema:schema40.properties.queue.properties.requeue_on_fail,data:data21};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1688,18 +1698,17 @@ vErrors.push(err27);
 }
 errors++;
 }
-let data22 = data11.declare;
-if(typeof data22 !== "boolean"){
-let coerced18 = undefined;
-if(!(coerced18 !== undefined)){
-if(data22 === "false" || data22 === 0 || data22 === null){
-coerced18 = false;
 }
-else if(data22 === "true" || data22 === 1){
-coerced18 = true;
+if(coerced18 !== undefined){
+data21 = coerced18;
+if(data12 !== undefined){
+data12["requeue_on_fail"] = coerced18;
 }
-else {
-const err28 = {instancePath:instancePath+"/queue/declare",schemaPath:"#/properties/queue/properties/declare/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.declare.type,parentSchema:schema40.properties.queue.properties.declare,data:data22};
+}
+}
+let data22 = data12.headers;
+if(!(data22 && typeof data22 == "object" && !Array.isArray(data22))){
+const err28 = {instancePath:instancePath+"/queue/headers",schemaPath:"#/properties/queue/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.queue.properties.headers.type,parentSchema:schema40.properties.queue.properties.headers,data:data22};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1708,17 +1717,18 @@ vErrors.push(err28);
 }
 errors++;
 }
+let data23 = data12.declare;
+if(typeof data23 !== "boolean"){
+let coerced19 = undefined;
+if(!(coerced19 !== undefined)){
+if(data23 === "false" || data23 === 0 || data23 === null){
+coerced19 = false;
 }
-if(coerced18 !== undefined){
-data22 = coerced18;
-if(data11 !== undefined){
-data11["declare"] = coerced18;
-}
-}
-}
+else if(data23 === "true" || data23 === 1){
+coerced19 = true;
 }
 else {
-const err29 = {instancePath:instancePath+"/queue",schemaPath:"#/properties/queue/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.queue.type,parentSchema:schema40.properties.queue,data:data11};
+const err29 = {instancePath:instancePath+"/queue/declare",schemaPath:"#/properties/queue/properties/declare/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.queue.properties.declare.type,parentSchema:schema40.properties.queue.properties.declare,data:data23};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1728,8 +1738,16 @@ vErrors.push(err29);
 errors++;
 }
 }
+if(coerced19 !== undefined){
+data23 = coerced19;
+if(data12 !== undefined){
+data12["declare"] = coerced19;
+}
+}
+}
+}
 else {
-const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
+const err30 = {instancePath:instancePath+"/queue",schemaPath:"#/properties/queue/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.queue.type,parentSchema:schema40.properties.queue,data:data12};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1738,11 +1756,22 @@ vErrors.push(err30);
 }
 errors++;
 }
+}
+else {
+const err31 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
 validate16.errors = vErrors;
 return errors === 0;
 }
 
-const schema42 = {"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's flat form (config.version 0, 1 or absent).","properties":{"version":{"enum":[0,1,"0","1"],"description":"RoadRunner's pipeline config format: 0, 1 or absent for this flat form, 2 for the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"queue":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"exchange":{"type":"string","default":"amqp.default","description":"Exchange published to and bound to. An empty string is the default exchange (publish straight to the queue)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"exchange_durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"exchange_auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete (deleted when its last queue is unbound)."},"exchange_auto_deleted":{"type":"boolean","description":"Alias of exchange_auto_delete (the spelling in RoadRunner's 2023 docs)."},"exchange_declare":{"type":"boolean","description":"Declare the exchange (RoadRunner's jobs.Declare key). Default: `declare`."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the queue's binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"queue_auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete (deleted after its last consumer leaves)."},"queue_auto_deleted":{"type":"boolean","description":"Alias of queue_auto_delete (the spelling in RoadRunner's 2023 docs)."},"queue_declare":{"type":"boolean","description":"Declare and bind the queue (RoadRunner's jobs.Declare key). Default: `declare`."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive and consume it exclusively."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_queue_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Send the acks of one event-loop pass as one basic.ack(multiple=true) for the deliveries below every unsettled one (never covers a delivery a worker holds); false: one basic.ack per delivery. Default true (RoadRunner: false); see docs/tuning.md."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true instead of dead-lettered."},"queue_headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum, x-dead-letter-exchange)."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange, the queue and the binding at start. false: use existing ones, declare nothing."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored: every message is consumed (SPEC section 6)."}}};
+const schema42 = {"type":"object","additionalProperties":false,"description":"amqp091 pipeline options, RoadRunner's flat form (config.version 0, 1 or absent).","properties":{"version":{"enum":[0,1,"0","1"],"description":"RoadRunner's pipeline config format: 0, 1 or absent for this flat form, 2 for the nested form."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"basic.qos prefetch: deliveries held unacked at once (RoadRunner: 10). See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (RoadRunner: seconds)."},"queue":{"type":"string","default":"","description":"Queue name. May be empty for a push-only pipeline."},"exchange":{"type":"string","default":"amqp.default","description":"Exchange published to and bound to. An empty string is the default exchange (publish straight to the queue)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"default":"direct","description":"Exchange type."},"exchange_durable":{"type":"boolean","default":false,"description":"Declare the exchange durable."},"exchange_auto_delete":{"type":"boolean","default":false,"description":"Declare the exchange auto-delete (deleted when its last queue is unbound)."},"exchange_auto_deleted":{"type":"boolean","description":"Alias of exchange_auto_delete (the spelling in RoadRunner's 2023 docs)."},"exchange_declare":{"type":"boolean","description":"Declare the exchange (RoadRunner's jobs.Declare key). Default: `declare`."},"routing_key":{"type":"string","default":"","description":"Routing key for publishing and for the queue's binding."},"durable":{"type":"boolean","default":false,"description":"Declare the queue durable."},"queue_auto_delete":{"type":"boolean","default":false,"description":"Declare the queue auto-delete (deleted after its last consumer leaves)."},"queue_auto_deleted":{"type":"boolean","description":"Alias of queue_auto_delete (the spelling in RoadRunner's 2023 docs)."},"queue_declare":{"type":"boolean","description":"Declare and bind the queue (RoadRunner's jobs.Declare key). Default: `declare`."},"exclusive":{"type":"boolean","default":false,"description":"Declare the queue exclusive and consume it exclusively."},"consumer_id":{"type":"string","default":"","description":"Consumer tag. Default (empty): jobrunner-<pipeline>-<random>."},"delete_queue_on_stop":{"type":"boolean","default":false,"description":"Delete the queue when the pipeline stops."},"multiple_ack":{"type":"boolean","default":true,"description":"Send the acks of one event-loop pass as one basic.ack(multiple=true) for the deliveries below every unsettled one (never covers a delivery a worker holds); false: one basic.ack per delivery. Default true (RoadRunner: false); see docs/tuning.md."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is nacked with requeue=true instead of dead-lettered."},"queue_headers":{"type":"object","default":{},"description":"Queue arguments for queue.declare (e.g. x-queue-type: quorum, x-dead-letter-exchange)."},"declare":{"type":"boolean","default":true,"description":"Declare the exchange, the queue and the binding at start. false: use existing ones, declare nothing."},"consume_all":{"type":"boolean","description":"RoadRunner's consume_all. Accepted and ignored: every message is consumed."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."}}};
 
 function validate18(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2518,9 +2547,18 @@ data["consume_all"] = coerced21;
 }
 }
 }
+if(data.pipeline_size !== undefined){
+let data24 = data.pipeline_size;
+if(!(((typeof data24 == "number") && (!(data24 % 1) && !isNaN(data24))) && (isFinite(data24)))){
+let dataType22 = typeof data24;
+let coerced22 = undefined;
+if(!(coerced22 !== undefined)){
+if(dataType22 === "boolean" || data24 === null
+              || (dataType22 === "string" && data24 && data24 == +data24 && !(data24 % 1))){
+coerced22 = +data24;
 }
 else {
-const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.type,parentSchema:schema42,data};
+const err29 = {instancePath:instancePath+"/pipeline_size",schemaPath:"#/properties/pipeline_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema42.properties.pipeline_size.type,parentSchema:schema42.properties.pipeline_size,data:data24};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -2529,11 +2567,31 @@ vErrors.push(err29);
 }
 errors++;
 }
+}
+if(coerced22 !== undefined){
+data24 = coerced22;
+if(data !== undefined){
+data["pipeline_size"] = coerced22;
+}
+}
+}
+}
+}
+else {
+const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.type,parentSchema:schema42,data};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
 validate18.errors = vErrors;
 return errors === 0;
 }
 
-const schema44 = {"type":"object","additionalProperties":false,"description":"amqp1 pipeline options.","properties":{"queue":{"type":"string","description":"Queue name; the source/target address is derived from it for the broker (RabbitMQ 4: /queues/NAME, RabbitMQ 3: /amq/queue/NAME, Service Bus: NAME). `queue` or `address` is required."},"address":{"type":"string","description":"A full source/target address; overrides the one derived from queue/exchange."},"exchange":{"type":"string","description":"Exchange to publish to (RabbitMQ), with routing_key."},"routing_key":{"type":"string","description":"Routing key for publishing through `exchange`."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"Link credit: deliveries held unsettled at once. See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"durable":{"type":"boolean","default":true,"description":"Send messages with the durable header (persisted by the broker)."},"broker":{"type":"string","enum":["auto","rabbitmq","servicebus","generic"],"default":"auto","description":"Broker dialect. auto: from the connection's product/version properties and the host name."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is released (redelivered) instead of rejected."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (seconds, or a duration)."}}};
+const schema44 = {"type":"object","additionalProperties":false,"description":"amqp1 pipeline options.","properties":{"queue":{"type":"string","description":"Queue name; the source/target address is derived from it for the broker (RabbitMQ 4: /queues/NAME, RabbitMQ 3: /amq/queue/NAME, Service Bus: NAME). `queue` or `address` is required."},"address":{"type":"string","description":"A full source/target address; overrides the one derived from queue/exchange."},"exchange":{"type":"string","description":"Exchange to publish to (RabbitMQ), with routing_key."},"routing_key":{"type":"string","description":"Routing key for publishing through `exchange`."},"prefetch":{"type":"integer","minimum":1,"default":256,"description":"Link credit: deliveries held unsettled at once. See docs/tuning.md."},"priority":{"type":"integer","minimum":0,"default":10,"description":"Default priority of jobs pushed without one."},"durable":{"type":"boolean","default":true,"description":"Send messages with the durable header (persisted by the broker)."},"broker":{"type":"string","enum":["auto","rabbitmq","servicebus","generic"],"default":"auto","description":"Broker dialect. auto: from the connection's product/version properties and the host name."},"requeue_on_fail":{"type":"boolean","default":false,"description":"Without a retry block: a failed job is released (redelivered) instead of rejected."},"redial_timeout":{"$ref":"#/definitions/duration","default":60,"description":"How long to keep reconnecting before the pipeline is reported unhealthy (seconds, or a duration)."},"exchange_type":{"type":"string","enum":["direct","fanout","topic","headers"],"description":"The exchange's type, as in RoadRunner's amqp1 driver. Informational: the exchange must exist (jobrunner declares nothing over AMQP 1.0)."},"exclusive":{"type":"boolean","description":"RoadRunner's amqp1 driver key. Informational: jobrunner asks for no exclusive consumer over AMQP 1.0."},"pipeline_size":{"type":"integer","description":"RoadRunner's per-pipeline internal queue size. Accepted and ignored: the prefetch bounds what jobrunner holds."}}};
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2911,9 +2969,20 @@ vErrors.push(err14);
 errors++;
 }
 }
+if(data.exchange_type !== undefined){
+let data10 = data.exchange_type;
+if(typeof data10 !== "string"){
+let dataType10 = typeof data10;
+let coerced10 = undefined;
+if(!(coerced10 !== undefined)){
+if(dataType10 == "number" || dataType10 == "boolean"){
+coerced10 = "" + data10;
+}
+else if(data10 === null){
+coerced10 = "";
 }
 else {
-const err15 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema44.type,parentSchema:schema44,data};
+const err15 = {instancePath:instancePath+"/exchange_type",schemaPath:"#/properties/exchange_type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema44.properties.exchange_type.type,parentSchema:schema44.properties.exchange_type,data:data10};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -2922,11 +2991,100 @@ vErrors.push(err15);
 }
 errors++;
 }
+}
+if(coerced10 !== undefined){
+data10 = coerced10;
+if(data !== undefined){
+data["exchange_type"] = coerced10;
+}
+}
+}
+if(!((((data10 === "direct") || (data10 === "fanout")) || (data10 === "topic")) || (data10 === "headers"))){
+const err16 = {instancePath:instancePath+"/exchange_type",schemaPath:"#/properties/exchange_type/enum",keyword:"enum",params:{allowedValues: schema44.properties.exchange_type.enum},message:"must be equal to one of the allowed values",schema:schema44.properties.exchange_type.enum,parentSchema:schema44.properties.exchange_type,data:data10};
+if(vErrors === null){
+vErrors = [err16];
+}
+else {
+vErrors.push(err16);
+}
+errors++;
+}
+}
+if(data.exclusive !== undefined){
+let data11 = data.exclusive;
+if(typeof data11 !== "boolean"){
+let coerced11 = undefined;
+if(!(coerced11 !== undefined)){
+if(data11 === "false" || data11 === 0 || data11 === null){
+coerced11 = false;
+}
+else if(data11 === "true" || data11 === 1){
+coerced11 = true;
+}
+else {
+const err17 = {instancePath:instancePath+"/exclusive",schemaPath:"#/properties/exclusive/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema44.properties.exclusive.type,parentSchema:schema44.properties.exclusive,data:data11};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+}
+if(coerced11 !== undefined){
+data11 = coerced11;
+if(data !== undefined){
+data["exclusive"] = coerced11;
+}
+}
+}
+}
+if(data.pipeline_size !== undefined){
+let data12 = data.pipeline_size;
+if(!(((typeof data12 == "number") && (!(data12 % 1) && !isNaN(data12))) && (isFinite(data12)))){
+let dataType12 = typeof data12;
+let coerced12 = undefined;
+if(!(coerced12 !== undefined)){
+if(dataType12 === "boolean" || data12 === null
+              || (dataType12 === "string" && data12 && data12 == +data12 && !(data12 % 1))){
+coerced12 = +data12;
+}
+else {
+const err18 = {instancePath:instancePath+"/pipeline_size",schemaPath:"#/properties/pipeline_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema44.properties.pipeline_size.type,parentSchema:schema44.properties.pipeline_size,data:data12};
+if(vErrors === null){
+vErrors = [err18];
+}
+else {
+vErrors.push(err18);
+}
+errors++;
+}
+}
+if(coerced12 !== undefined){
+data12 = coerced12;
+if(data !== undefined){
+data["pipeline_size"] = coerced12;
+}
+}
+}
+}
+}
+else {
+const err19 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema44.type,parentSchema:schema44,data};
+if(vErrors === null){
+vErrors = [err19];
+}
+else {
+vErrors.push(err19);
+}
+errors++;
+}
 validate20.errors = vErrors;
 return errors === 0;
 }
 
-const schema49 = {"type":"object","additionalProperties":false,"description":"Retry policy for failed jobs (nack without requeue, crash, timeout, protocol error). Without it, RoadRunner's requeue_on_fail behaviour holds.","properties":{"max_attempts":{"type":"integer","minimum":1,"default":3,"description":"Attempts in all (the first run included); after the last one the job is dead-lettered."},"backoff":{"type":"object","additionalProperties":false,"default":{},"description":"Delay before each retry: initial * multiplier^(attempt-1), capped at max, spread by jitter.","properties":{"initial":{"$ref":"#/definitions/duration","default":"1s","description":"Delay before the first retry."},"max":{"$ref":"#/definitions/duration","default":"5m","description":"Longest delay."},"multiplier":{"type":"number","minimum":1,"default":2,"description":"Growth factor from one retry to the next."},"jitter":{"type":"number","minimum":0,"maximum":1,"default":0.2,"description":"Random spread as a fraction of the delay (0.2: +-20%)."}}}}};
+const schema49 = {"type":"object","additionalProperties":false,"description":"Retry policy for failed jobs (nack without requeue, crash, timeout, protocol error). Without it, RoadRunner's requeue_on_fail behaviour holds.","properties":{"max_attempts":{"type":"integer","minimum":1,"default":3,"description":"Attempts in all (the first run included); after the last one the job is dead-lettered. Only inside a `retry` block: without one there are no retries (RoadRunner's `requeue_on_fail` decides)."},"backoff":{"type":"object","additionalProperties":false,"default":{},"description":"Delay before each retry: initial * multiplier^(attempt-1), capped at max, spread by jitter.","properties":{"initial":{"$ref":"#/definitions/duration","default":"1s","description":"Delay before the first retry."},"max":{"$ref":"#/definitions/duration","default":"5m","description":"Longest delay."},"multiplier":{"type":"number","minimum":1,"default":2,"description":"Growth factor from one retry to the next."},"jitter":{"type":"number","minimum":0,"maximum":1,"default":0.2,"description":"Random spread as a fraction of the delay (0.2: +-20%)."}}}}};
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3472,7 +3630,7 @@ if(data6.priority === undefined){
 data6.priority = 10;
 }
 for(const key0 in data6){
-if(!((key0 === "prefetch") || (key0 === "priority"))){
+if(!(((key0 === "prefetch") || (key0 === "priority")) || (key0 === "pipeline_size"))){
 const err11 = {instancePath:instancePath+"/config",schemaPath:"#/definitions/memoryPipeline/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema46,data:data6};
 if(vErrors === null){
 vErrors = [err11];
@@ -3561,9 +3719,18 @@ vErrors.push(err15);
 errors++;
 }
 }
+if(data6.pipeline_size !== undefined){
+let data9 = data6.pipeline_size;
+if(!(((typeof data9 == "number") && (!(data9 % 1) && !isNaN(data9))) && (isFinite(data9)))){
+let dataType2 = typeof data9;
+let coerced2 = undefined;
+if(!(coerced2 !== undefined)){
+if(dataType2 === "boolean" || data9 === null
+              || (dataType2 === "string" && data9 && data9 == +data9 && !(data9 % 1))){
+coerced2 = +data9;
 }
 else {
-const err16 = {instancePath:instancePath+"/config",schemaPath:"#/definitions/memoryPipeline/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data:data6};
+const err16 = {instancePath:instancePath+"/config/pipeline_size",schemaPath:"#/definitions/memoryPipeline/properties/pipeline_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema46.properties.pipeline_size.type,parentSchema:schema46.properties.pipeline_size,data:data9};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -3573,12 +3740,17 @@ vErrors.push(err16);
 errors++;
 }
 }
+if(coerced2 !== undefined){
+data9 = coerced2;
+if(data6 !== undefined){
+data6["pipeline_size"] = coerced2;
 }
-var _valid3 = _errs22 === errors;
-valid9 = _valid3;
 }
-if(!valid9){
-const err17 = {instancePath,schemaPath:"#/allOf/2/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema39.allOf[2].if,parentSchema:schema39.allOf[2],data};
+}
+}
+}
+else {
+const err17 = {instancePath:instancePath+"/config",schemaPath:"#/definitions/memoryPipeline/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data:data6};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -3587,12 +3759,13 @@ vErrors.push(err17);
 }
 errors++;
 }
-if(data && typeof data == "object" && !Array.isArray(data)){
-if(data.config === undefined){
-data.config = {};
 }
-if(data.driver === undefined){
-const err18 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "driver"},message:"must have required property '"+"driver"+"'",schema:schema39.required,parentSchema:schema39,data};
+}
+var _valid3 = _errs22 === errors;
+valid9 = _valid3;
+}
+if(!valid9){
+const err18 = {instancePath,schemaPath:"#/allOf/2/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema39.allOf[2].if,parentSchema:schema39.allOf[2],data};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -3601,9 +3774,12 @@ vErrors.push(err18);
 }
 errors++;
 }
-for(const key1 in data){
-if(!((((((((key1 === "driver") || (key1 === "config")) || (key1 === "command")) || (key1 === "env")) || (key1 === "pool")) || (key1 === "job")) || (key1 === "retry")) || (key1 === "dead_letter"))){
-const err19 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.config === undefined){
+data.config = {};
+}
+if(data.driver === undefined){
+const err19 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "driver"},message:"must have required property '"+"driver"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -3612,21 +3788,9 @@ vErrors.push(err19);
 }
 errors++;
 }
-}
-if(data.driver !== undefined){
-let data9 = data.driver;
-if(typeof data9 !== "string"){
-let dataType2 = typeof data9;
-let coerced2 = undefined;
-if(!(coerced2 !== undefined)){
-if(dataType2 == "number" || dataType2 == "boolean"){
-coerced2 = "" + data9;
-}
-else if(data9 === null){
-coerced2 = "";
-}
-else {
-const err20 = {instancePath:instancePath+"/driver",schemaPath:"#/properties/driver/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.driver.type,parentSchema:schema39.properties.driver,data:data9};
+for(const key1 in data){
+if(!((((((((key1 === "driver") || (key1 === "config")) || (key1 === "command")) || (key1 === "env")) || (key1 === "pool")) || (key1 === "job")) || (key1 === "retry")) || (key1 === "dead_letter"))){
+const err20 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -3636,15 +3800,20 @@ vErrors.push(err20);
 errors++;
 }
 }
-if(coerced2 !== undefined){
-data9 = coerced2;
-if(data !== undefined){
-data["driver"] = coerced2;
+if(data.driver !== undefined){
+let data10 = data.driver;
+if(typeof data10 !== "string"){
+let dataType3 = typeof data10;
+let coerced3 = undefined;
+if(!(coerced3 !== undefined)){
+if(dataType3 == "number" || dataType3 == "boolean"){
+coerced3 = "" + data10;
 }
+else if(data10 === null){
+coerced3 = "";
 }
-}
-if(!((((data9 === "amqp091") || (data9 === "amqp")) || (data9 === "amqp1")) || (data9 === "memory"))){
-const err21 = {instancePath:instancePath+"/driver",schemaPath:"#/properties/driver/enum",keyword:"enum",params:{allowedValues: schema39.properties.driver.enum},message:"must be equal to one of the allowed values",schema:schema39.properties.driver.enum,parentSchema:schema39.properties.driver,data:data9};
+else {
+const err21 = {instancePath:instancePath+"/driver",schemaPath:"#/properties/driver/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.driver.type,parentSchema:schema39.properties.driver,data:data10};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -3654,9 +3823,15 @@ vErrors.push(err21);
 errors++;
 }
 }
-let data10 = data.config;
-if(!(data10 && typeof data10 == "object" && !Array.isArray(data10))){
-const err22 = {instancePath:instancePath+"/config",schemaPath:"#/properties/config/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.properties.config.type,parentSchema:schema39.properties.config,data:data10};
+if(coerced3 !== undefined){
+data10 = coerced3;
+if(data !== undefined){
+data["driver"] = coerced3;
+}
+}
+}
+if(!((((data10 === "amqp091") || (data10 === "amqp")) || (data10 === "amqp1")) || (data10 === "memory"))){
+const err22 = {instancePath:instancePath+"/driver",schemaPath:"#/properties/driver/enum",keyword:"enum",params:{allowedValues: schema39.properties.driver.enum},message:"must be equal to one of the allowed values",schema:schema39.properties.driver.enum,parentSchema:schema39.properties.driver,data:data10};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -3665,23 +3840,10 @@ vErrors.push(err22);
 }
 errors++;
 }
-if(data.command !== undefined){
-let data11 = data.command;
-const _errs38 = errors;
-let valid16 = false;
-const _errs39 = errors;
-if(typeof data11 !== "string"){
-let dataType3 = typeof data11;
-let coerced3 = undefined;
-if(!(coerced3 !== undefined)){
-if(dataType3 == "number" || dataType3 == "boolean"){
-coerced3 = "" + data11;
 }
-else if(data11 === null){
-coerced3 = "";
-}
-else {
-const err23 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.anyOf[0].type,parentSchema:schema12.anyOf[0],data:data11};
+let data11 = data.config;
+if(!(data11 && typeof data11 == "object" && !Array.isArray(data11))){
+const err23 = {instancePath:instancePath+"/config",schemaPath:"#/properties/config/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.properties.config.type,parentSchema:schema39.properties.config,data:data11};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -3690,44 +3852,11 @@ vErrors.push(err23);
 }
 errors++;
 }
-}
-if(coerced3 !== undefined){
-data11 = coerced3;
-if(data !== undefined){
-data["command"] = coerced3;
-}
-}
-}
-if(typeof data11 === "string"){
-if(func3(data11) < 1){
-const err24 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.anyOf[0],data:data11};
-if(vErrors === null){
-vErrors = [err24];
-}
-else {
-vErrors.push(err24);
-}
-errors++;
-}
-}
-var _valid4 = _errs39 === errors;
-valid16 = valid16 || _valid4;
-if(!valid16){
+if(data.command !== undefined){
+let data12 = data.command;
+const _errs40 = errors;
+let valid16 = false;
 const _errs41 = errors;
-if(Array.isArray(data11)){
-if(data11.length < 1){
-const err25 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.anyOf[1],data:data11};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
-}
-errors++;
-}
-const len0 = data11.length;
-for(let i0=0; i0<len0; i0++){
-let data12 = data11[i0];
 if(typeof data12 !== "string"){
 let dataType4 = typeof data12;
 let coerced4 = undefined;
@@ -3739,7 +3868,42 @@ else if(data12 === null){
 coerced4 = "";
 }
 else {
-const err26 = {instancePath:instancePath+"/command/" + i0,schemaPath:"#/definitions/command/anyOf/1/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.anyOf[1].items.type,parentSchema:schema12.anyOf[1].items,data:data12};
+const err24 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.anyOf[0].type,parentSchema:schema12.anyOf[0],data:data12};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+if(coerced4 !== undefined){
+data12 = coerced4;
+if(data !== undefined){
+data["command"] = coerced4;
+}
+}
+}
+if(typeof data12 === "string"){
+if(func3(data12) < 1){
+const err25 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.anyOf[0],data:data12};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+}
+var _valid4 = _errs41 === errors;
+valid16 = valid16 || _valid4;
+if(!valid16){
+const _errs43 = errors;
+if(Array.isArray(data12)){
+if(data12.length < 1){
+const err26 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.anyOf[1],data:data12};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -3748,18 +3912,21 @@ vErrors.push(err26);
 }
 errors++;
 }
+const len0 = data12.length;
+for(let i0=0; i0<len0; i0++){
+let data13 = data12[i0];
+if(typeof data13 !== "string"){
+let dataType5 = typeof data13;
+let coerced5 = undefined;
+if(!(coerced5 !== undefined)){
+if(dataType5 == "number" || dataType5 == "boolean"){
+coerced5 = "" + data13;
 }
-if(coerced4 !== undefined){
-data12 = coerced4;
-if(data11 !== undefined){
-data11[i0] = coerced4;
-}
-}
-}
-}
+else if(data13 === null){
+coerced5 = "";
 }
 else {
-const err27 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.anyOf[1].type,parentSchema:schema12.anyOf[1],data:data11};
+const err27 = {instancePath:instancePath+"/command/" + i0,schemaPath:"#/definitions/command/anyOf/1/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.anyOf[1].items.type,parentSchema:schema12.anyOf[1].items,data:data13};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -3768,11 +3935,18 @@ vErrors.push(err27);
 }
 errors++;
 }
-var _valid4 = _errs41 === errors;
-valid16 = valid16 || _valid4;
 }
-if(!valid16){
-const err28 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema12.anyOf,parentSchema:schema12,data:data11};
+if(coerced5 !== undefined){
+data13 = coerced5;
+if(data12 !== undefined){
+data12[i0] = coerced5;
+}
+}
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.anyOf[1].type,parentSchema:schema12.anyOf[1],data:data12};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -3781,45 +3955,11 @@ vErrors.push(err28);
 }
 errors++;
 }
-else {
-errors = _errs38;
-if(vErrors !== null){
-if(_errs38){
-vErrors.length = _errs38;
+var _valid4 = _errs43 === errors;
+valid16 = valid16 || _valid4;
 }
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.env !== undefined){
-let data13 = data.env;
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-for(const key2 in data13){
-let data14 = data13[key2];
-if(((typeof data14 !== "string") && (!((typeof data14 == "number") && (isFinite(data14))))) && (typeof data14 !== "boolean")){
-let dataType5 = typeof data14;
-let coerced5 = undefined;
-if(!(coerced5 !== undefined)){
-if(dataType5 == "number" || dataType5 == "boolean"){
-coerced5 = "" + data14;
-}
-else if(data14 === null){
-coerced5 = "";
-}
-else if(dataType5 == "boolean" || data14 === null
-              || (dataType5 == "string" && data14 && data14 == +data14)){
-coerced5 = +data14;
-}
-else if(data14 === "false" || data14 === 0 || data14 === null){
-coerced5 = false;
-}
-else if(data14 === "true" || data14 === 1){
-coerced5 = true;
-}
-else {
-const err29 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/definitions/env/additionalProperties/type",keyword:"type",params:{type: schema13.additionalProperties.type},message:"must be string,number,boolean",schema:schema13.additionalProperties.type,parentSchema:schema13.additionalProperties,data:data14};
+if(!valid16){
+const err29 = {instancePath:instancePath+"/command",schemaPath:"#/definitions/command/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema12.anyOf,parentSchema:schema12,data:data12};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -3828,23 +3968,70 @@ vErrors.push(err29);
 }
 errors++;
 }
-}
-if(coerced5 !== undefined){
-data14 = coerced5;
-if(data13 !== undefined){
-data13[key2] = coerced5;
-}
-}
-}
-}
+else {
+errors = _errs40;
+if(vErrors !== null){
+if(_errs40){
+vErrors.length = _errs40;
 }
 else {
-const err30 = {instancePath:instancePath+"/env",schemaPath:"#/definitions/env/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data:data13};
+vErrors = null;
+}
+}
+}
+}
+if(data.env !== undefined){
+let data14 = data.env;
+if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
+for(const key2 in data14){
+let data15 = data14[key2];
+if(((typeof data15 !== "string") && (!((typeof data15 == "number") && (isFinite(data15))))) && (typeof data15 !== "boolean")){
+let dataType6 = typeof data15;
+let coerced6 = undefined;
+if(!(coerced6 !== undefined)){
+if(dataType6 == "number" || dataType6 == "boolean"){
+coerced6 = "" + data15;
+}
+else if(data15 === null){
+coerced6 = "";
+}
+else if(dataType6 == "boolean" || data15 === null
+              || (dataType6 == "string" && data15 && data15 == +data15)){
+coerced6 = +data15;
+}
+else if(data15 === "false" || data15 === 0 || data15 === null){
+coerced6 = false;
+}
+else if(data15 === "true" || data15 === 1){
+coerced6 = true;
+}
+else {
+const err30 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/definitions/env/additionalProperties/type",keyword:"type",params:{type: schema13.additionalProperties.type},message:"must be string,number,boolean",schema:schema13.additionalProperties.type,parentSchema:schema13.additionalProperties,data:data15};
 if(vErrors === null){
 vErrors = [err30];
 }
 else {
 vErrors.push(err30);
+}
+errors++;
+}
+}
+if(coerced6 !== undefined){
+data15 = coerced6;
+if(data14 !== undefined){
+data14[key2] = coerced6;
+}
+}
+}
+}
+}
+else {
+const err31 = {instancePath:instancePath+"/env",schemaPath:"#/definitions/env/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data:data14};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
 }
 errors++;
 }
@@ -3856,43 +4043,43 @@ errors = vErrors.length;
 }
 }
 if(data.job !== undefined){
-let data16 = data.job;
-if(typeof data16 !== "string"){
-let dataType6 = typeof data16;
-let coerced6 = undefined;
-if(!(coerced6 !== undefined)){
-if(dataType6 == "number" || dataType6 == "boolean"){
-coerced6 = "" + data16;
+let data17 = data.job;
+if(typeof data17 !== "string"){
+let dataType7 = typeof data17;
+let coerced7 = undefined;
+if(!(coerced7 !== undefined)){
+if(dataType7 == "number" || dataType7 == "boolean"){
+coerced7 = "" + data17;
 }
-else if(data16 === null){
-coerced6 = "";
-}
-else {
-const err31 = {instancePath:instancePath+"/job",schemaPath:"#/properties/job/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.job.type,parentSchema:schema39.properties.job,data:data16};
-if(vErrors === null){
-vErrors = [err31];
+else if(data17 === null){
+coerced7 = "";
 }
 else {
-vErrors.push(err31);
-}
-errors++;
-}
-}
-if(coerced6 !== undefined){
-data16 = coerced6;
-if(data !== undefined){
-data["job"] = coerced6;
-}
-}
-}
-if(typeof data16 === "string"){
-if(func3(data16) < 1){
-const err32 = {instancePath:instancePath+"/job",schemaPath:"#/properties/job/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema39.properties.job,data:data16};
+const err32 = {instancePath:instancePath+"/job",schemaPath:"#/properties/job/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.job.type,parentSchema:schema39.properties.job,data:data17};
 if(vErrors === null){
 vErrors = [err32];
 }
 else {
 vErrors.push(err32);
+}
+errors++;
+}
+}
+if(coerced7 !== undefined){
+data17 = coerced7;
+if(data !== undefined){
+data["job"] = coerced7;
+}
+}
+}
+if(typeof data17 === "string"){
+if(func3(data17) < 1){
+const err33 = {instancePath:instancePath+"/job",schemaPath:"#/properties/job/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema39.properties.job,data:data17};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
 }
 errors++;
 }
@@ -3905,21 +4092,10 @@ errors = vErrors.length;
 }
 }
 if(data.dead_letter !== undefined){
-let data18 = data.dead_letter;
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-if(data18.pipeline === undefined){
-const err33 = {instancePath:instancePath+"/dead_letter",schemaPath:"#/definitions/deadLetter/required",keyword:"required",params:{missingProperty: "pipeline"},message:"must have required property '"+"pipeline"+"'",schema:schema52.required,parentSchema:schema52,data:data18};
-if(vErrors === null){
-vErrors = [err33];
-}
-else {
-vErrors.push(err33);
-}
-errors++;
-}
-for(const key3 in data18){
-if(!(key3 === "pipeline")){
-const err34 = {instancePath:instancePath+"/dead_letter",schemaPath:"#/definitions/deadLetter/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema52,data:data18};
+let data19 = data.dead_letter;
+if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
+if(data19.pipeline === undefined){
+const err34 = {instancePath:instancePath+"/dead_letter",schemaPath:"#/definitions/deadLetter/required",keyword:"required",params:{missingProperty: "pipeline"},message:"must have required property '"+"pipeline"+"'",schema:schema52.required,parentSchema:schema52,data:data19};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -3928,21 +4104,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-if(data18.pipeline !== undefined){
-let data19 = data18.pipeline;
-if(typeof data19 !== "string"){
-let dataType7 = typeof data19;
-let coerced7 = undefined;
-if(!(coerced7 !== undefined)){
-if(dataType7 == "number" || dataType7 == "boolean"){
-coerced7 = "" + data19;
-}
-else if(data19 === null){
-coerced7 = "";
-}
-else {
-const err35 = {instancePath:instancePath+"/dead_letter/pipeline",schemaPath:"#/definitions/deadLetter/properties/pipeline/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema52.properties.pipeline.type,parentSchema:schema52.properties.pipeline,data:data19};
+for(const key3 in data19){
+if(!(key3 === "pipeline")){
+const err35 = {instancePath:instancePath+"/dead_letter",schemaPath:"#/definitions/deadLetter/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema52,data:data19};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -3952,16 +4116,20 @@ vErrors.push(err35);
 errors++;
 }
 }
-if(coerced7 !== undefined){
-data19 = coerced7;
-if(data18 !== undefined){
-data18["pipeline"] = coerced7;
+if(data19.pipeline !== undefined){
+let data20 = data19.pipeline;
+if(typeof data20 !== "string"){
+let dataType8 = typeof data20;
+let coerced8 = undefined;
+if(!(coerced8 !== undefined)){
+if(dataType8 == "number" || dataType8 == "boolean"){
+coerced8 = "" + data20;
 }
+else if(data20 === null){
+coerced8 = "";
 }
-}
-if(typeof data19 === "string"){
-if(func3(data19) < 1){
-const err36 = {instancePath:instancePath+"/dead_letter/pipeline",schemaPath:"#/definitions/deadLetter/properties/pipeline/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema52.properties.pipeline,data:data19};
+else {
+const err36 = {instancePath:instancePath+"/dead_letter/pipeline",schemaPath:"#/definitions/deadLetter/properties/pipeline/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema52.properties.pipeline.type,parentSchema:schema52.properties.pipeline,data:data20};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -3971,10 +4139,16 @@ vErrors.push(err36);
 errors++;
 }
 }
+if(coerced8 !== undefined){
+data20 = coerced8;
+if(data19 !== undefined){
+data19["pipeline"] = coerced8;
 }
 }
-else {
-const err37 = {instancePath:instancePath+"/dead_letter",schemaPath:"#/definitions/deadLetter/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema52.type,parentSchema:schema52,data:data18};
+}
+if(typeof data20 === "string"){
+if(func3(data20) < 1){
+const err37 = {instancePath:instancePath+"/dead_letter/pipeline",schemaPath:"#/definitions/deadLetter/properties/pipeline/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema52.properties.pipeline,data:data20};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -3985,13 +4159,26 @@ errors++;
 }
 }
 }
+}
 else {
-const err38 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
+const err38 = {instancePath:instancePath+"/dead_letter",schemaPath:"#/definitions/deadLetter/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema52.type,parentSchema:schema52,data:data19};
 if(vErrors === null){
 vErrors = [err38];
 }
 else {
 vErrors.push(err38);
+}
+errors++;
+}
+}
+}
+else {
+const err39 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
+if(vErrors === null){
+vErrors = [err39];
+}
+else {
+vErrors.push(err39);
 }
 errors++;
 }
@@ -5895,8 +6082,11 @@ if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
 if(data47.address === undefined){
 data47.address = "127.0.0.1:2114";
 }
+if(data47.allow_unauthenticated === undefined){
+data47.allow_unauthenticated = false;
+}
 for(const key12 in data47){
-if(!((key12 === "address") || (key12 === "token"))){
+if(!(((key12 === "address") || (key12 === "token")) || (key12 === "allow_unauthenticated"))){
 const err85 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.http,data:data47};
 if(vErrors === null){
 vErrors = [err85];
@@ -5967,9 +6157,18 @@ data47["token"] = coerced37;
 }
 }
 }
+let data50 = data47.allow_unauthenticated;
+if(typeof data50 !== "boolean"){
+let coerced38 = undefined;
+if(!(coerced38 !== undefined)){
+if(data50 === "false" || data50 === 0 || data50 === null){
+coerced38 = false;
+}
+else if(data50 === "true" || data50 === 1){
+coerced38 = true;
 }
 else {
-const err88 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.http.type,parentSchema:schema11.properties.http,data:data47};
+const err88 = {instancePath:instancePath+"/http/allow_unauthenticated",schemaPath:"#/properties/http/properties/allow_unauthenticated/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.http.properties.allow_unauthenticated.type,parentSchema:schema11.properties.http.properties.allow_unauthenticated,data:data50};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -5978,14 +6177,17 @@ vErrors.push(err88);
 }
 errors++;
 }
-let data50 = data.logs;
-if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
-if(data50.level === undefined){
-data50.level = "info";
 }
-for(const key13 in data50){
-if(!((((((key13 === "level") || (key13 === "mode")) || (key13 === "encoding")) || (key13 === "output")) || (key13 === "err_output")) || (key13 === "line_ending"))){
-const err89 = {instancePath:instancePath+"/logs",schemaPath:"#/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.logs,data:data50};
+if(coerced38 !== undefined){
+data50 = coerced38;
+if(data47 !== undefined){
+data47["allow_unauthenticated"] = coerced38;
+}
+}
+}
+}
+else {
+const err89 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.http.type,parentSchema:schema11.properties.http,data:data47};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -5994,20 +6196,14 @@ vErrors.push(err89);
 }
 errors++;
 }
+let data51 = data.logs;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+if(data51.level === undefined){
+data51.level = "info";
 }
-let data51 = data50.level;
-if(typeof data51 !== "string"){
-let dataType38 = typeof data51;
-let coerced38 = undefined;
-if(!(coerced38 !== undefined)){
-if(dataType38 == "number" || dataType38 == "boolean"){
-coerced38 = "" + data51;
-}
-else if(data51 === null){
-coerced38 = "";
-}
-else {
-const err90 = {instancePath:instancePath+"/logs/level",schemaPath:"#/properties/logs/properties/level/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.level.type,parentSchema:schema11.properties.logs.properties.level,data:data51};
+for(const key13 in data51){
+if(!((((((key13 === "level") || (key13 === "mode")) || (key13 === "encoding")) || (key13 === "output")) || (key13 === "err_output")) || (key13 === "line_ending"))){
+const err90 = {instancePath:instancePath+"/logs",schemaPath:"#/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.logs,data:data51};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -6017,25 +6213,7 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(coerced38 !== undefined){
-data51 = coerced38;
-if(data50 !== undefined){
-data50["level"] = coerced38;
-}
-}
-}
-if(!((((((((data51 === "trace") || (data51 === "debug")) || (data51 === "info")) || (data51 === "warn")) || (data51 === "error")) || (data51 === "fatal")) || (data51 === "panic")) || (data51 === "silent"))){
-const err91 = {instancePath:instancePath+"/logs/level",schemaPath:"#/properties/logs/properties/level/enum",keyword:"enum",params:{allowedValues: schema11.properties.logs.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.logs.properties.level.enum,parentSchema:schema11.properties.logs.properties.level,data:data51};
-if(vErrors === null){
-vErrors = [err91];
-}
-else {
-vErrors.push(err91);
-}
-errors++;
-}
-if(data50.mode !== undefined){
-let data52 = data50.mode;
+let data52 = data51.level;
 if(typeof data52 !== "string"){
 let dataType39 = typeof data52;
 let coerced39 = undefined;
@@ -6047,7 +6225,25 @@ else if(data52 === null){
 coerced39 = "";
 }
 else {
-const err92 = {instancePath:instancePath+"/logs/mode",schemaPath:"#/properties/logs/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.mode.type,parentSchema:schema11.properties.logs.properties.mode,data:data52};
+const err91 = {instancePath:instancePath+"/logs/level",schemaPath:"#/properties/logs/properties/level/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.level.type,parentSchema:schema11.properties.logs.properties.level,data:data52};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+if(coerced39 !== undefined){
+data52 = coerced39;
+if(data51 !== undefined){
+data51["level"] = coerced39;
+}
+}
+}
+if(!((((((((data52 === "trace") || (data52 === "debug")) || (data52 === "info")) || (data52 === "warn")) || (data52 === "error")) || (data52 === "fatal")) || (data52 === "panic")) || (data52 === "silent"))){
+const err92 = {instancePath:instancePath+"/logs/level",schemaPath:"#/properties/logs/properties/level/enum",keyword:"enum",params:{allowedValues: schema11.properties.logs.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.logs.properties.level.enum,parentSchema:schema11.properties.logs.properties.level,data:data52};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -6056,17 +6252,8 @@ vErrors.push(err92);
 }
 errors++;
 }
-}
-if(coerced39 !== undefined){
-data52 = coerced39;
-if(data50 !== undefined){
-data50["mode"] = coerced39;
-}
-}
-}
-}
-if(data50.encoding !== undefined){
-let data53 = data50.encoding;
+if(data51.mode !== undefined){
+let data53 = data51.mode;
 if(typeof data53 !== "string"){
 let dataType40 = typeof data53;
 let coerced40 = undefined;
@@ -6078,7 +6265,7 @@ else if(data53 === null){
 coerced40 = "";
 }
 else {
-const err93 = {instancePath:instancePath+"/logs/encoding",schemaPath:"#/properties/logs/properties/encoding/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.encoding.type,parentSchema:schema11.properties.logs.properties.encoding,data:data53};
+const err93 = {instancePath:instancePath+"/logs/mode",schemaPath:"#/properties/logs/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.mode.type,parentSchema:schema11.properties.logs.properties.mode,data:data53};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -6090,14 +6277,14 @@ errors++;
 }
 if(coerced40 !== undefined){
 data53 = coerced40;
-if(data50 !== undefined){
-data50["encoding"] = coerced40;
+if(data51 !== undefined){
+data51["mode"] = coerced40;
 }
 }
 }
 }
-if(data50.output !== undefined){
-let data54 = data50.output;
+if(data51.encoding !== undefined){
+let data54 = data51.encoding;
 if(typeof data54 !== "string"){
 let dataType41 = typeof data54;
 let coerced41 = undefined;
@@ -6109,7 +6296,7 @@ else if(data54 === null){
 coerced41 = "";
 }
 else {
-const err94 = {instancePath:instancePath+"/logs/output",schemaPath:"#/properties/logs/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.output.type,parentSchema:schema11.properties.logs.properties.output,data:data54};
+const err94 = {instancePath:instancePath+"/logs/encoding",schemaPath:"#/properties/logs/properties/encoding/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.encoding.type,parentSchema:schema11.properties.logs.properties.encoding,data:data54};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -6121,14 +6308,14 @@ errors++;
 }
 if(coerced41 !== undefined){
 data54 = coerced41;
-if(data50 !== undefined){
-data50["output"] = coerced41;
+if(data51 !== undefined){
+data51["encoding"] = coerced41;
 }
 }
 }
 }
-if(data50.err_output !== undefined){
-let data55 = data50.err_output;
+if(data51.output !== undefined){
+let data55 = data51.output;
 if(typeof data55 !== "string"){
 let dataType42 = typeof data55;
 let coerced42 = undefined;
@@ -6140,7 +6327,7 @@ else if(data55 === null){
 coerced42 = "";
 }
 else {
-const err95 = {instancePath:instancePath+"/logs/err_output",schemaPath:"#/properties/logs/properties/err_output/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.err_output.type,parentSchema:schema11.properties.logs.properties.err_output,data:data55};
+const err95 = {instancePath:instancePath+"/logs/output",schemaPath:"#/properties/logs/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.output.type,parentSchema:schema11.properties.logs.properties.output,data:data55};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -6152,14 +6339,14 @@ errors++;
 }
 if(coerced42 !== undefined){
 data55 = coerced42;
-if(data50 !== undefined){
-data50["err_output"] = coerced42;
+if(data51 !== undefined){
+data51["output"] = coerced42;
 }
 }
 }
 }
-if(data50.line_ending !== undefined){
-let data56 = data50.line_ending;
+if(data51.err_output !== undefined){
+let data56 = data51.err_output;
 if(typeof data56 !== "string"){
 let dataType43 = typeof data56;
 let coerced43 = undefined;
@@ -6171,7 +6358,7 @@ else if(data56 === null){
 coerced43 = "";
 }
 else {
-const err96 = {instancePath:instancePath+"/logs/line_ending",schemaPath:"#/properties/logs/properties/line_ending/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.line_ending.type,parentSchema:schema11.properties.logs.properties.line_ending,data:data56};
+const err96 = {instancePath:instancePath+"/logs/err_output",schemaPath:"#/properties/logs/properties/err_output/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.err_output.type,parentSchema:schema11.properties.logs.properties.err_output,data:data56};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -6183,15 +6370,26 @@ errors++;
 }
 if(coerced43 !== undefined){
 data56 = coerced43;
-if(data50 !== undefined){
-data50["line_ending"] = coerced43;
+if(data51 !== undefined){
+data51["err_output"] = coerced43;
 }
 }
 }
 }
+if(data51.line_ending !== undefined){
+let data57 = data51.line_ending;
+if(typeof data57 !== "string"){
+let dataType44 = typeof data57;
+let coerced44 = undefined;
+if(!(coerced44 !== undefined)){
+if(dataType44 == "number" || dataType44 == "boolean"){
+coerced44 = "" + data57;
+}
+else if(data57 === null){
+coerced44 = "";
 }
 else {
-const err97 = {instancePath:instancePath+"/logs",schemaPath:"#/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.logs.type,parentSchema:schema11.properties.logs,data:data50};
+const err97 = {instancePath:instancePath+"/logs/line_ending",schemaPath:"#/properties/logs/properties/line_ending/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.logs.properties.line_ending.type,parentSchema:schema11.properties.logs.properties.line_ending,data:data57};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -6200,14 +6398,18 @@ vErrors.push(err97);
 }
 errors++;
 }
-let data57 = data.otel;
-if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
-if(data57.enabled === undefined){
-data57.enabled = false;
 }
-for(const key14 in data57){
-if(!(key14 === "enabled")){
-const err98 = {instancePath:instancePath+"/otel",schemaPath:"#/properties/otel/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.otel,data:data57};
+if(coerced44 !== undefined){
+data57 = coerced44;
+if(data51 !== undefined){
+data51["line_ending"] = coerced44;
+}
+}
+}
+}
+}
+else {
+const err98 = {instancePath:instancePath+"/logs",schemaPath:"#/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.logs.type,parentSchema:schema11.properties.logs,data:data51};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -6216,19 +6418,14 @@ vErrors.push(err98);
 }
 errors++;
 }
+let data58 = data.otel;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.enabled === undefined){
+data58.enabled = false;
 }
-let data58 = data57.enabled;
-if(typeof data58 !== "boolean"){
-let coerced44 = undefined;
-if(!(coerced44 !== undefined)){
-if(data58 === "false" || data58 === 0 || data58 === null){
-coerced44 = false;
-}
-else if(data58 === "true" || data58 === 1){
-coerced44 = true;
-}
-else {
-const err99 = {instancePath:instancePath+"/otel/enabled",schemaPath:"#/properties/otel/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.otel.properties.enabled.type,parentSchema:schema11.properties.otel.properties.enabled,data:data58};
+for(const key14 in data58){
+if(!(key14 === "enabled")){
+const err99 = {instancePath:instancePath+"/otel",schemaPath:"#/properties/otel/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.otel,data:data58};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -6238,16 +6435,18 @@ vErrors.push(err99);
 errors++;
 }
 }
-if(coerced44 !== undefined){
-data58 = coerced44;
-if(data57 !== undefined){
-data57["enabled"] = coerced44;
+let data59 = data58.enabled;
+if(typeof data59 !== "boolean"){
+let coerced45 = undefined;
+if(!(coerced45 !== undefined)){
+if(data59 === "false" || data59 === 0 || data59 === null){
+coerced45 = false;
 }
-}
-}
+else if(data59 === "true" || data59 === 1){
+coerced45 = true;
 }
 else {
-const err100 = {instancePath:instancePath+"/otel",schemaPath:"#/properties/otel/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.otel.type,parentSchema:schema11.properties.otel,data:data57};
+const err100 = {instancePath:instancePath+"/otel/enabled",schemaPath:"#/properties/otel/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.otel.properties.enabled.type,parentSchema:schema11.properties.otel.properties.enabled,data:data59};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -6256,20 +6455,17 @@ vErrors.push(err100);
 }
 errors++;
 }
-let data59 = data.jobs;
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-if(data59.consume === undefined){
-data59.consume = [];
 }
-if(data59.pool === undefined){
-data59.pool = {};
+if(coerced45 !== undefined){
+data59 = coerced45;
+if(data58 !== undefined){
+data58["enabled"] = coerced45;
 }
-if(data59.pipelines === undefined){
-data59.pipelines = {};
 }
-for(const key15 in data59){
-if(!((((((key15 === "consume") || (key15 === "num_pollers")) || (key15 === "timeout")) || (key15 === "pipeline_size")) || (key15 === "pool")) || (key15 === "pipelines"))){
-const err101 = {instancePath:instancePath+"/jobs",schemaPath:"#/properties/jobs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.jobs,data:data59};
+}
+}
+else {
+const err101 = {instancePath:instancePath+"/otel",schemaPath:"#/properties/otel/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.otel.type,parentSchema:schema11.properties.otel,data:data58};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -6278,24 +6474,20 @@ vErrors.push(err101);
 }
 errors++;
 }
+let data60 = data.jobs;
+if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
+if(data60.consume === undefined){
+data60.consume = [];
 }
-let data60 = data59.consume;
-if(Array.isArray(data60)){
-const len5 = data60.length;
-for(let i5=0; i5<len5; i5++){
-let data61 = data60[i5];
-if(typeof data61 !== "string"){
-let dataType45 = typeof data61;
-let coerced45 = undefined;
-if(!(coerced45 !== undefined)){
-if(dataType45 == "number" || dataType45 == "boolean"){
-coerced45 = "" + data61;
+if(data60.pool === undefined){
+data60.pool = {};
 }
-else if(data61 === null){
-coerced45 = "";
+if(data60.pipelines === undefined){
+data60.pipelines = {};
 }
-else {
-const err102 = {instancePath:instancePath+"/jobs/consume/" + i5,schemaPath:"#/properties/jobs/properties/consume/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.jobs.properties.consume.items.type,parentSchema:schema11.properties.jobs.properties.consume.items,data:data61};
+for(const key15 in data60){
+if(!((((((key15 === "consume") || (key15 === "num_pollers")) || (key15 === "timeout")) || (key15 === "pipeline_size")) || (key15 === "pool")) || (key15 === "pipelines"))){
+const err102 = {instancePath:instancePath+"/jobs",schemaPath:"#/properties/jobs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.jobs,data:data60};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -6305,17 +6497,23 @@ vErrors.push(err102);
 errors++;
 }
 }
-if(coerced45 !== undefined){
-data61 = coerced45;
-if(data60 !== undefined){
-data60[i5] = coerced45;
+let data61 = data60.consume;
+if(Array.isArray(data61)){
+const len5 = data61.length;
+for(let i5=0; i5<len5; i5++){
+let data62 = data61[i5];
+if(typeof data62 !== "string"){
+let dataType46 = typeof data62;
+let coerced46 = undefined;
+if(!(coerced46 !== undefined)){
+if(dataType46 == "number" || dataType46 == "boolean"){
+coerced46 = "" + data62;
 }
-}
-}
-}
+else if(data62 === null){
+coerced46 = "";
 }
 else {
-const err103 = {instancePath:instancePath+"/jobs/consume",schemaPath:"#/properties/jobs/properties/consume/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.jobs.properties.consume.type,parentSchema:schema11.properties.jobs.properties.consume,data:data60};
+const err103 = {instancePath:instancePath+"/jobs/consume/" + i5,schemaPath:"#/properties/jobs/properties/consume/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.jobs.properties.consume.items.type,parentSchema:schema11.properties.jobs.properties.consume.items,data:data62};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -6324,18 +6522,18 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(data59.num_pollers !== undefined){
-let data62 = data59.num_pollers;
-if(!(((typeof data62 == "number") && (!(data62 % 1) && !isNaN(data62))) && (isFinite(data62)))){
-let dataType46 = typeof data62;
-let coerced46 = undefined;
-if(!(coerced46 !== undefined)){
-if(dataType46 === "boolean" || data62 === null
-              || (dataType46 === "string" && data62 && data62 == +data62 && !(data62 % 1))){
-coerced46 = +data62;
+}
+if(coerced46 !== undefined){
+data62 = coerced46;
+if(data61 !== undefined){
+data61[i5] = coerced46;
+}
+}
+}
+}
 }
 else {
-const err104 = {instancePath:instancePath+"/jobs/num_pollers",schemaPath:"#/properties/jobs/properties/num_pollers/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.jobs.properties.num_pollers.type,parentSchema:schema11.properties.jobs.properties.num_pollers,data:data62};
+const err104 = {instancePath:instancePath+"/jobs/consume",schemaPath:"#/properties/jobs/properties/consume/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.jobs.properties.consume.type,parentSchema:schema11.properties.jobs.properties.consume,data:data61};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -6344,17 +6542,18 @@ vErrors.push(err104);
 }
 errors++;
 }
+if(data60.num_pollers !== undefined){
+let data63 = data60.num_pollers;
+if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
+let dataType47 = typeof data63;
+let coerced47 = undefined;
+if(!(coerced47 !== undefined)){
+if(dataType47 === "boolean" || data63 === null
+              || (dataType47 === "string" && data63 && data63 == +data63 && !(data63 % 1))){
+coerced47 = +data63;
 }
-if(coerced46 !== undefined){
-data62 = coerced46;
-if(data59 !== undefined){
-data59["num_pollers"] = coerced46;
-}
-}
-}
-if((typeof data62 == "number") && (isFinite(data62))){
-if(data62 < 0 || isNaN(data62)){
-const err105 = {instancePath:instancePath+"/jobs/num_pollers",schemaPath:"#/properties/jobs/properties/num_pollers/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.jobs.properties.num_pollers,data:data62};
+else {
+const err105 = {instancePath:instancePath+"/jobs/num_pollers",schemaPath:"#/properties/jobs/properties/num_pollers/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.jobs.properties.num_pollers.type,parentSchema:schema11.properties.jobs.properties.num_pollers,data:data63};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -6364,25 +6563,16 @@ vErrors.push(err105);
 errors++;
 }
 }
+if(coerced47 !== undefined){
+data63 = coerced47;
+if(data60 !== undefined){
+data60["num_pollers"] = coerced47;
 }
-if(data59.timeout !== undefined){
-let data63 = data59.timeout;
-if((typeof data63 !== "string") && (!((typeof data63 == "number") && (isFinite(data63))))){
-let dataType47 = typeof data63;
-let coerced47 = undefined;
-if(!(coerced47 !== undefined)){
-if(dataType47 == "number" || dataType47 == "boolean"){
-coerced47 = "" + data63;
 }
-else if(data63 === null){
-coerced47 = "";
 }
-else if(dataType47 == "boolean" || data63 === null
-              || (dataType47 == "string" && data63 && data63 == +data63)){
-coerced47 = +data63;
-}
-else {
-const err106 = {instancePath:instancePath+"/jobs/timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data63};
+if((typeof data63 == "number") && (isFinite(data63))){
+if(data63 < 0 || isNaN(data63)){
+const err106 = {instancePath:instancePath+"/jobs/num_pollers",schemaPath:"#/properties/jobs/properties/num_pollers/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.jobs.properties.num_pollers,data:data63};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -6392,16 +6582,25 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(coerced47 !== undefined){
-data63 = coerced47;
-if(data59 !== undefined){
-data59["timeout"] = coerced47;
 }
+if(data60.timeout !== undefined){
+let data64 = data60.timeout;
+if((typeof data64 !== "string") && (!((typeof data64 == "number") && (isFinite(data64))))){
+let dataType48 = typeof data64;
+let coerced48 = undefined;
+if(!(coerced48 !== undefined)){
+if(dataType48 == "number" || dataType48 == "boolean"){
+coerced48 = "" + data64;
 }
+else if(data64 === null){
+coerced48 = "";
 }
-if(typeof data63 === "string"){
-if(!(formats0.validate(data63))){
-const err107 = {instancePath:instancePath+"/jobs/timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data63};
+else if(dataType48 == "boolean" || data64 === null
+              || (dataType48 == "string" && data64 && data64 == +data64)){
+coerced48 = +data64;
+}
+else {
+const err107 = {instancePath:instancePath+"/jobs/timeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: schema14.type},message:"must be string,number",schema:schema14.type,parentSchema:schema14,data:data64};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -6411,19 +6610,16 @@ vErrors.push(err107);
 errors++;
 }
 }
+if(coerced48 !== undefined){
+data64 = coerced48;
+if(data60 !== undefined){
+data60["timeout"] = coerced48;
 }
-if(data59.pipeline_size !== undefined){
-let data64 = data59.pipeline_size;
-if(!(((typeof data64 == "number") && (!(data64 % 1) && !isNaN(data64))) && (isFinite(data64)))){
-let dataType48 = typeof data64;
-let coerced48 = undefined;
-if(!(coerced48 !== undefined)){
-if(dataType48 === "boolean" || data64 === null
-              || (dataType48 === "string" && data64 && data64 == +data64 && !(data64 % 1))){
-coerced48 = +data64;
 }
-else {
-const err108 = {instancePath:instancePath+"/jobs/pipeline_size",schemaPath:"#/properties/jobs/properties/pipeline_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.jobs.properties.pipeline_size.type,parentSchema:schema11.properties.jobs.properties.pipeline_size,data:data64};
+}
+if(typeof data64 === "string"){
+if(!(formats0.validate(data64))){
+const err108 = {instancePath:instancePath+"/jobs/timeout",schemaPath:"#/definitions/duration/format",keyword:"format",params:{format: "duration"},message:"must match format \""+"duration"+"\"",schema:"duration",parentSchema:schema14,data:data64};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -6433,16 +6629,19 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(coerced48 !== undefined){
-data64 = coerced48;
-if(data59 !== undefined){
-data59["pipeline_size"] = coerced48;
 }
+if(data60.pipeline_size !== undefined){
+let data65 = data60.pipeline_size;
+if(!(((typeof data65 == "number") && (!(data65 % 1) && !isNaN(data65))) && (isFinite(data65)))){
+let dataType49 = typeof data65;
+let coerced49 = undefined;
+if(!(coerced49 !== undefined)){
+if(dataType49 === "boolean" || data65 === null
+              || (dataType49 === "string" && data65 && data65 == +data65 && !(data65 % 1))){
+coerced49 = +data65;
 }
-}
-if((typeof data64 == "number") && (isFinite(data64))){
-if(data64 < 0 || isNaN(data64)){
-const err109 = {instancePath:instancePath+"/jobs/pipeline_size",schemaPath:"#/properties/jobs/properties/pipeline_size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.jobs.properties.pipeline_size,data:data64};
+else {
+const err109 = {instancePath:instancePath+"/jobs/pipeline_size",schemaPath:"#/properties/jobs/properties/pipeline_size/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.jobs.properties.pipeline_size.type,parentSchema:schema11.properties.jobs.properties.pipeline_size,data:data65};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -6452,15 +6651,16 @@ vErrors.push(err109);
 errors++;
 }
 }
+if(coerced49 !== undefined){
+data65 = coerced49;
+if(data60 !== undefined){
+data60["pipeline_size"] = coerced49;
 }
-if(!(validate11(data59.pool, {instancePath:instancePath+"/jobs/pool",parentData:data59,parentDataProperty:"pool",rootData}))){
-vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
-errors = vErrors.length;
 }
-let data66 = data59.pipelines;
-if(data66 && typeof data66 == "object" && !Array.isArray(data66)){
-if(Object.keys(data66).length < 1){
-const err110 = {instancePath:instancePath+"/jobs/pipelines",schemaPath:"#/properties/jobs/properties/pipelines/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema11.properties.jobs.properties.pipelines,data:data66};
+}
+if((typeof data65 == "number") && (isFinite(data65))){
+if(data65 < 0 || isNaN(data65)){
+const err110 = {instancePath:instancePath+"/jobs/pipeline_size",schemaPath:"#/properties/jobs/properties/pipeline_size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.jobs.properties.pipeline_size,data:data65};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -6469,15 +6669,23 @@ vErrors.push(err110);
 }
 errors++;
 }
-for(const key16 in data66){
-if(!(validate15(data66[key16], {instancePath:instancePath+"/jobs/pipelines/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),parentData:data66,parentDataProperty:key16,rootData}))){
+}
+}
+if(!(validate11(data60.pool, {instancePath:instancePath+"/jobs/pool",parentData:data60,parentDataProperty:"pool",rootData}))){
+vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
+errors = vErrors.length;
+}
+let data67 = data60.pipelines;
+if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
+for(const key16 in data67){
+if(!(validate15(data67[key16], {instancePath:instancePath+"/jobs/pipelines/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),parentData:data67,parentDataProperty:key16,rootData}))){
 vErrors = vErrors === null ? validate15.errors : vErrors.concat(validate15.errors);
 errors = vErrors.length;
 }
 }
 }
 else {
-const err111 = {instancePath:instancePath+"/jobs/pipelines",schemaPath:"#/properties/jobs/properties/pipelines/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.jobs.properties.pipelines.type,parentSchema:schema11.properties.jobs.properties.pipelines,data:data66};
+const err111 = {instancePath:instancePath+"/jobs/pipelines",schemaPath:"#/properties/jobs/properties/pipelines/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.jobs.properties.pipelines.type,parentSchema:schema11.properties.jobs.properties.pipelines,data:data67};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -6488,7 +6696,7 @@ errors++;
 }
 }
 else {
-const err112 = {instancePath:instancePath+"/jobs",schemaPath:"#/properties/jobs/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.jobs.type,parentSchema:schema11.properties.jobs,data:data59};
+const err112 = {instancePath:instancePath+"/jobs",schemaPath:"#/properties/jobs/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.jobs.type,parentSchema:schema11.properties.jobs,data:data60};
 if(vErrors === null){
 vErrors = [err112];
 }

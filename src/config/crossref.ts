@@ -3,6 +3,7 @@
 
 import { findDriver } from '../drivers/registry.js';
 import { parseDuration } from '../shared/duration.js';
+import { exposureProblem } from './http.js';
 import { nearest, dottedPath, type Problem } from './problems.js';
 import { obj } from './values.js';
 import { locate, type ParsedYaml } from './yaml.js';
@@ -30,6 +31,10 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
   const rawPipelines = obj(jobs.pipelines);
   const names = Object.keys(pipelines);
 
+  const http = obj(obj(full).http);
+  const exposed = exposureProblem({ address: typeof http.address === 'string' ? http.address : '', token: typeof http.token === 'string' ? http.token : '', allowUnauthenticated: http.allow_unauthenticated === true });
+  if (exposed !== undefined) add(['http', 'address'], exposed);
+
   const consume = Array.isArray(jobs.consume) ? (jobs.consume as string[]) : [];
   consume.forEach((name, i) => {
     if (!(name in pipelines)) add(['jobs', 'consume', i], `consume names ${unknownPipeline(name, names)}`);
@@ -45,7 +50,8 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
       add([...at, 'driver'], `driver ${String(p.driver)} needs the top-level \`${driver.section.name}\` section (${driver.section.example})`);
     }
     for (const problem of driver?.crossCheck?.(obj(p.config)) ?? []) add([...at, problem.at], problem.message);
-    if (p.command === undefined && poolCommand === undefined && serverCommand === undefined) {
+    // a pipeline that is not consumed at start (a dead-letter sink, a push-only pipeline) needs no worker
+    if (consume.includes(name) && p.command === undefined && poolCommand === undefined && serverCommand === undefined) {
       add(at, 'no worker command: set server.command, jobs.pool.command or this pipeline\'s `command`', 'key');
     }
     const dl = obj(p.dead_letter).pipeline;

@@ -5,4 +5,5 @@ export { loadConfig, checkConfig, checkConfigText, embeddedDefaultConfig, type C
 export { configSchema } from './schema.js';
 export { formatProblem, type Problem } from './problems.js';
 export { toArgv } from './normalize.js';
+export { withHttpAddress, isLoopbackAddress } from './http.js';
 export type * from './types.js';

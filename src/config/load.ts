@@ -8,8 +8,9 @@ import { isMap, isScalar } from 'yaml';
 import { errorMessage } from '../shared/errors.js';
 import { crossCheck } from './crossref.js';
 import { deepFreeze, normalize } from './normalize.js';
-import { problemsError, sortProblems, type Problem } from './problems.js';
-import { packageRoot, validateSchema } from './schema.js';
+import { formatProblem, problemsError, sortProblems, type Problem } from './problems.js';
+import { setAsideRoadRunner, type Warning } from './roadrunner.js';
+import { packageRoot, schemaRootKeys, validateSchema } from './schema.js';
 import type { Config } from './types.js';
 import { parseYaml, type ParsedYaml } from './yaml.js';
 
@@ -17,6 +18,8 @@ export interface CheckResult {
   /** present when there is no problem */
   config?: Config;
   problems: Problem[];
+  /** what is accepted but not used, or used with RoadRunner's default (validate prints them; serve logs them) */
+  warnings: Warning[];
 }
 
 /** Every problem of the file (empty and a Config when it is good). Never throws for a bad file. */
@@ -26,7 +29,7 @@ export function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env):
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err);
-    return { problems: [{ file: path, line: 0, col: 0, path: '', message: `cannot read the configuration: ${reason}`, code: 'E_CONFIG_READ' }] };
+    return { problems: [{ file: path, line: 0, col: 0, path: '', message: `cannot read the configuration: ${reason}`, code: 'E_CONFIG_READ' }], warnings: [] };
   }
   return checkConfigText(path, text, env);
 }
@@ -34,13 +37,15 @@ export function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env):
 /** As checkConfig, for text already in hand (`path` names it in problems and becomes Config.file). */
 export function checkConfigText(path: string, text: string, env: NodeJS.ProcessEnv = process.env): CheckResult {
   const { parsed, problems: yamlProblems } = parseYaml(path, text, env);
-  if (!parsed) return { problems: sortProblems(yamlProblems) };
+  if (!parsed) return { problems: sortProblems(yamlProblems), warnings: [] };
   const problems = [...yamlProblems];
-  const raw = parsed.data;
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+  const data = parsed.data;
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     problems.push({ file: path, line: 1, col: 1, path: '', message: 'the configuration must be a mapping of keys (version, jobs, ...)', code: 'E_CONFIG_SCHEMA' });
-    return { problems: sortProblems(problems) };
+    return { problems: sortProblems(problems), warnings: [] };
   }
+  const raw = structuredClone(data) as Record<string, unknown>;
+  const warnings = sortProblems(setAsideRoadRunner(path, raw, parsed, schemaRootKeys()));
   const full = structuredClone(raw);
   giveEveryPipelineAConfig(full);
   problems.push(...validateSchema(path, full, parsed));
@@ -51,9 +56,9 @@ export function checkConfigText(path: string, text: string, env: NodeJS.ProcessE
   } catch {
     // shapes the cross-check cannot read are already schema problems
   }
-  if (problems.length > 0) return { problems: sortProblems(problems) };
-  const config = deepFreeze(normalize(resolve(path), raw, full, pipelineOrder(parsed)));
-  return { config, problems: [] };
+  if (problems.length > 0) return { problems: sortProblems(problems), warnings };
+  const config = deepFreeze({ ...normalize(resolve(path), raw, full, pipelineOrder(parsed)), warnings: warnings.map(formatProblem) });
+  return { config, problems: [], warnings };
 }
 
 /** Loads and checks a file; throws JobrunnerError (E_CONFIG_*) listing every problem. */

@@ -4,6 +4,7 @@
 // schema (ajv filled them in `full`); `raw` (as written) tells which keys the user set, for overrides and aliases.
 
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { DRIVERS, driverFor } from '../drivers/registry.js';
 import type { Config, PipelineConfig, PoolConfig, RetryConfig } from './types.js';
 import { bool, ms, num, obj, str, type Obj } from './values.js';
@@ -68,7 +69,8 @@ export function normalize(file: string, rawData: unknown, fullData: unknown, ord
     const command = p.command ?? basePool.command ?? server.command;
     const base = {
       name,
-      command: toArgv(command),
+      // no command: a pipeline that is never consumed (a dead-letter sink); resuming it is refused
+      command: command === undefined ? [] : toArgv(command),
       env: { ...stringEnv(server.env), ...stringEnv(p.env) },
       pool: pool(basePool, obj(p.pool), obj(rp.pool)),
       consume: consume.has(name),
@@ -87,12 +89,18 @@ export function normalize(file: string, rawData: unknown, fullData: unknown, ord
   const level = str(obj(full.logs).level, 'info');
   const config: Config = {
     file,
+    workdir: dirname(file),
     version: str(full.version, '3'),
-    http: { address: str(http.address, '127.0.0.1:2114'), ...(str(http.token) !== '' ? { token: str(http.token) } : {}) },
+    http: {
+      address: str(http.address, '127.0.0.1:2114'),
+      ...(bool(http.allow_unauthenticated, false) ? { allowUnauthenticated: true } : {}),
+      ...(str(http.token) !== '' ? { token: str(http.token) } : {}),
+    },
     logs: { level: (level === 'panic' ? 'fatal' : level) as Config['logs']['level'] },
     otel: { enabled: bool(obj(full.otel).enabled, false) },
     connections: sections(full),
     pipelines,
+    warnings: [],
   };
   return config;
 }

@@ -14,8 +14,8 @@ export interface Problem {
   /** dotted path of the key, e.g. jobs.pipelines.orders.config.prefetch ('' for the whole file) */
   path: string;
   message: string;
-  /** which stage found it; decides the code of the thrown error */
-  code: ConfigErrorCode;
+  /** which stage found it; decides the code of the thrown error (W_CONFIG: a warning, not a problem) */
+  code: ConfigErrorCode | 'W_CONFIG';
 }
 
 export function formatProblem(p: Problem): string {

@@ -60,7 +60,8 @@ export function schemaKeys(root: Schema): KeyRow[] {
 function typeName(s: Schema): string {
   if (s.format === 'duration') return 'duration';
   if (s.anyOf) return s.anyOf.map(typeName).join(' \\| ');
-  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  // [0, 1, '0', '1'] reads as 0 | 1: a number and its string are one value to a person
+  if (s.enum) return [...new Set(s.enum.map(String))].map((v) => `\`${v}\``).join(' \\| ');
   const t = Array.isArray(s.type) ? s.type.join(' \\| ') : (s.type ?? 'any');
   if (t === 'array') return `list of ${s.items ? typeName(s.items) : 'any'}`;
   if (t === 'object') return 'mapping';

@@ -27,6 +27,12 @@ export function configSchema(): Record<string, unknown> {
 // Compiled from the schema with allErrors, useDefaults, verbose and coerceTypes (like RoadRunner's weakly
 // typed decoding, `prefetch: "16"` is 16 and `token: 12345` the string "12345"; what cannot be converted
 // is still an error) and the `duration` format of formats.ts: see scripts/gen-config-validator.mjs.
+/** the schema's top-level keys */
+export function schemaRootKeys(): string[] {
+  configSchema();
+  return Object.keys((schemaCache?.properties ?? {}) as object);
+}
+
 const validate = generatedValidate as unknown as ValidateFunction;
 
 

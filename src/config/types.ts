@@ -72,11 +72,18 @@ export interface HttpConfig {
   /** host:port; loopback unless told otherwise; '' or 'off' disables the server */
   address: string;
   token?: string;
+  /** http.allow_unauthenticated: a non-loopback address without a token is allowed */
+  allowUnauthenticated?: boolean;
 }
 
 export interface Config {
   /** absolute path of the file it came from ('<embedded>' for the built-in default) */
   file: string;
+  /**
+   * the workers' working folder: the configuration file's folder, so a relative path in a worker command
+   * means the same from wherever the daemon is started (as in a compose file)
+   */
+  workdir: string;
   version: string;
   /**
    * Each driver's connection settings by its top-level section name (`amqp`, `amqp1`, ...), as its
@@ -88,4 +95,6 @@ export interface Config {
   otel: { enabled: boolean };
   /** in file order */
   pipelines: PipelineConfig[];
+  /** `file:line:col path: message` for what is accepted but not used (serve logs them once at start) */
+  warnings: readonly string[];
 }

@@ -149,7 +149,7 @@ export class Daemon implements Control {
     const protocol = protocolNamed(p.pool.protocol);
     // the schema's enum lists the registry's names (a test keeps them equal): this is a bug, not a user mistake
     if (protocol === undefined) throw new JobrunnerError('E_INTERNAL', `pipeline ${p.name}: no worker protocol named ${p.pool.protocol}`);
-    const pool = createPool({ pipeline: p.name, command: p.command, env: p.env, pool: p.pool, protocol, logger: this.logger });
+    const pool = createPool({ pipeline: p.name, command: p.command, env: p.env, cwd: this.config.workdir, pool: p.pool, protocol, logger: this.logger });
     pool.on('worker-exit', (info) => {
       if (info.reason !== 'stop') this.metrics.workerRestarts.inc({ pipeline: p.name, reason: info.reason });
     });
@@ -211,7 +211,11 @@ export class Daemon implements Control {
 
   async resume(name: string): Promise<void> {
     if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', 'the daemon is shutting down');
-    await this.pipeline(name).resume();
+    const p = this.pipeline(name);
+    if (p.config.command.length === 0) {
+      throw new JobrunnerError('E_WORKER_SPAWN', `pipeline ${name} has no worker command (set server.command, jobs.pool.command or its own \`command\`), so it cannot be consumed`);
+    }
+    await p.resume();
   }
 
   async listPipelines(): Promise<PipelineInfo[]> {

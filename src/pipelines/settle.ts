@@ -175,5 +175,9 @@ async function deadLetter(ctx: SettleContext, d: Delivery, reason: string): Prom
     await d.reject(false, reason);
   }
   count(ctx, 'dead_letter');
-  ctx.logger.warn({ pipeline: config.name, job_id: d.id, job: d.job, attempt: d.attempt, reason, to: target ?? 'broker' }, 'job dead-lettered');
+  ctx.logger.warn(
+    { pipeline: config.name, job_id: d.id, job: d.job, attempt: d.attempt, reason, to: target ?? 'broker' },
+    // the broker's own dead-lettering is only as good as the queue's settings: say what really happens
+    target ? `job dead-lettered to ${target}` : "job rejected: dead-lettered by the queue's DLX if it has one, otherwise dropped by the broker",
+  );
 }

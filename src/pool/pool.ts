@@ -545,7 +545,7 @@ class Pool extends EventEmitter implements WorkerPool {
     w.capacity = this.protocol.multiplexed ? this.cfg.maxConcurrency : 1;
     this.workers.add(w);
     const env = this.protocol.env({ pipeline: this.options.pipeline, workerId: w.workerId, maxConcurrency: this.cfg.maxConcurrency });
-    w.start(this.options.command, { ...this.baseEnv, ...env }, this.protocol, this.options.pipeline);
+    w.start(this.options.command, { ...this.baseEnv, ...env }, this.protocol, this.options.pipeline, this.options.cwd);
     return w;
   }
 

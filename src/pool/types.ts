@@ -83,6 +83,8 @@ export interface PoolOptions {
   env: Record<string, string>;
   /** how the workers are spoken to (src/protocol/registry.ts) */
   protocol: WorkerProtocol;
+  /** the workers' working folder (default: the daemon's) */
+  cwd?: string;
   pool: PoolConfig;
   logger: Logger;
   /** for tests; production uses the defaults */

@@ -118,9 +118,9 @@ export class WorkerProcess {
     this.whenSpawned = new Promise((resolve) => (this.resolveSpawned = resolve));
   }
 
-  start(command: string[], env: NodeJS.ProcessEnv, protocol: WorkerProtocol, pipeline: string): void {
+  start(command: string[], env: NodeJS.ProcessEnv, protocol: WorkerProtocol, pipeline: string, cwd?: string): void {
     const [file, ...args] = command;
-    const proc = spawn(file ?? '', args, { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
+    const proc = spawn(file ?? '', args, { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true, ...(cwd !== undefined ? { cwd } : {}) });
     this.proc = proc;
     proc.once('spawn', () => {
       this.pid = proc.pid ?? 0;

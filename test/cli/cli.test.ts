@@ -85,7 +85,7 @@ test('validate finds ./jobs.yaml and $JOBRUNNER_CONFIG, and says ok', () => {
   try {
     const none = run(['validate'], { cwd: dir });
     assert.equal(none.code, 2);
-    assert.match(none.stderr, /no configuration: pass -c FILE, set JOBRUNNER_CONFIG, or put jobs\.yaml in the current folder \[E_USAGE\]/);
+    assert.match(none.stderr, /no configuration: pass -c FILE, set JOBRUNNER_CONFIG, or put jobs\.yaml \(or \.rr\.yaml\) in the current folder \[E_USAGE\]/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

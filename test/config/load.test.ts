@@ -60,7 +60,7 @@ test('several problems: all reported, in file order, counted in the message', ()
     'c.yaml:2:16 jobs.consume[1]: consume names unknown pipeline `zzz`; pipelines: a',
     "c.yaml:4:5 jobs.pipelines.a: no worker command: set server.command, jobs.pool.command or this pipeline's `command`",
     'c.yaml:6:27 jobs.pipelines.a.config.prefetch: must be >= 1, not `0`',
-    'c.yaml:6:30 jobs.pipelines.a.config.colour: unknown key `colour`; allowed keys: prefetch, priority',
+    'c.yaml:6:30 jobs.pipelines.a.config.colour: unknown key `colour`; allowed keys: prefetch, priority, pipeline_size',
   ]);
   assert.equal(r.config, undefined);
 });
@@ -68,14 +68,22 @@ test('several problems: all reported, in file order, counted in the message', ()
 test('cross-reference checks', () => {
   const base = (pipelines: string, extra = ''): string[] =>
     checkConfigText('c.yaml', `${extra}\njobs:\n  pipelines:\n${pipelines}`, {}).problems.map((p) => `${p.code} ${p.path}: ${p.message}`);
-  assert.deepEqual(base('    a: { driver: memory }'), ["E_CONFIG_REF jobs.pipelines.a: no worker command: set server.command, jobs.pool.command or this pipeline's `command`"]);
+  assert.deepEqual(
+    checkConfigText('c.yaml', 'jobs:\n  consume: [a]\n  pipelines:\n    a: { driver: memory }', {}).problems.map((p) => `${p.code} ${p.path}: ${p.message}`),
+    ["E_CONFIG_REF jobs.pipelines.a: no worker command: set server.command, jobs.pool.command or this pipeline's `command`"],
+  );
+  // a pipeline that is not consumed (a dead-letter sink) needs no worker command
+  assert.deepEqual(base('    a: { driver: memory }'), []);
   assert.deepEqual(base('    a: { driver: memory, command: w, dead_letter: { pipeline: a } }'), ['E_CONFIG_REF jobs.pipelines.a.dead_letter.pipeline: a pipeline cannot dead-letter to itself']);
-  assert.deepEqual(base('    a: { driver: amqp, command: w }'), ['E_CONFIG_REF jobs.pipelines.a.driver: driver amqp needs the top-level `amqp` section (amqp: { addr: amqp://user:password@host:5672/ })']);
+  // RoadRunner's amqp driver uses its default address without the section: a warning, not a problem
+  assert.deepEqual(base('    a: { driver: amqp, command: w }'), []);
   assert.deepEqual(base('    a: { driver: amqp1, command: w }', 'amqp1: { addr: "amqp://h" }'), ['E_CONFIG_REF jobs.pipelines.a.config: an amqp1 pipeline needs `queue` or `address`']);
   assert.deepEqual(base('    a: { driver: amqp1, command: w, config: { queue: q } }'), ['E_CONFIG_REF jobs.pipelines.a.driver: driver amqp1 needs the top-level `amqp1` section (amqp1: { addr: amqps://user:password@host:5671/ })']);
   assert.deepEqual(base('    a: { driver: memory, command: w, retry: { backoff: { initial: 5m, max: 1m } } }'), ['E_CONFIG_REF jobs.pipelines.a.retry.backoff: initial (5m) is longer than max (1m)']);
   assert.deepEqual(base('    a: { driver: memory, command: w }', 'jobs: {}'), ['E_CONFIG_YAML : YAML syntax error: Map keys must be unique']);
-  assert.deepEqual(checkConfigText('c.yaml', 'version: "3"', {}).problems.map(formatProblem), ['c.yaml:1:1 jobs.pipelines: no pipeline is defined: add one under jobs.pipelines']);
+  const none = checkConfigText('c.yaml', 'version: "3"', {});
+  assert.deepEqual(none.problems, []);
+  assert.deepEqual(none.warnings.map(formatProblem), ['c.yaml:1:1 no pipeline is defined (RoadRunner declares them over RPC, which jobrunner does not serve): nothing will be consumed']);
 });
 
 test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs', () => {

@@ -58,7 +58,8 @@ for (const lang of languages) {
         configPath,
         [
           'version: "3"',
-          `server: { command: ${JSON.stringify(lang.argv())} }`,
+          // workers start in the config file's folder: the example's path is made absolute
+          `server: { command: ${JSON.stringify(lang.argv().map((a) => (a.startsWith('examples/') ? join(repoRoot, a) : a)))} }`,
           `http: { address: "127.0.0.1:${port}" }`,
           'logs: { level: info }',
           'jobs:',

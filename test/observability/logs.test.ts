@@ -31,7 +31,7 @@ test('job, failure and worker log lines carry what an operator needs', async () 
       ['boom-1', 2],
     ]);
     for (const l of failed) assert.match(String(l['reason']), l['job_id'] === 'bad-1' ? /^failed by fixture$/ : /^E_WORKER_CRASH: worker \d+ exited/);
-    const dead = run.logs.filter((l) => l.msg === 'job dead-lettered');
+    const dead = run.logs.filter((l) => l.msg === "job rejected: dead-lettered by the queue's DLX if it has one, otherwise dropped by the broker");
     assert.deepEqual(dead.map((l) => [l.level, l['job_id'], l['attempt']]).sort(), [
       ['warn', 'bad-1', 2],
       ['warn', 'boom-1', 2],

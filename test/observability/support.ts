@@ -72,7 +72,7 @@ export function amqp091Options(queue: string, overrides: Partial<Amqp091Pipeline
 }
 
 export function config(pipelines: PipelineConfig[], extra: Partial<Config> = {}): Config {
-  return { file: '<test>', version: '3', http: { address: '127.0.0.1:0' }, logs: { level: 'debug' }, otel: { enabled: false }, connections: {}, pipelines, ...extra };
+  return { file: '<test>', workdir: process.cwd(), warnings: [], version: '3', http: { address: '127.0.0.1:0' }, logs: { level: 'debug' }, otel: { enabled: false }, connections: {}, pipelines, ...extra };
 }
 
 export interface LogLine {
