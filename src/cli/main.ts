@@ -48,7 +48,7 @@ function program(): Command {
   cmd
     .command('serve')
     .description('run the daemon until SIGTERM/SIGINT')
-    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then ./.rr.yaml, then the embedded memory demo)')
+    .option('-c, --config <file>', 'configuration file (default: $JOBRUNNER_CONFIG, then ./jobs.yaml, then ./.rr.yaml, then the embedded in-process demo)')
     .option('--http-address <host:port>', 'the control API\'s address, over http.address (default: $JOBRUNNER_HTTP_ADDRESS)')
     .action(async (opts: { config?: string; httpAddress?: string }) => {
       let config = await loadFrom(opts.config, true);

@@ -64,7 +64,7 @@ test('amqp pipelines without the global amqp section use RoadRunner\'s default a
   const r = check([...HEAD, ...JOBS, ...FLAT]);
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.warnings, ['.rr.yaml:23:15 jobs.pipelines.test-1.driver: no top-level `amqp` section: connecting to RoadRunner\'s default, amqp://127.0.0.1:5672/']);
-  assert.deepEqual((r.config?.connections['amqp091'] as { urls: string[] } | undefined)?.urls, ['amqp://guest:guest@127.0.0.1:5672/']);
+  assert.deepEqual((r.config?.connections['amqp'] as { urls: string[] } | undefined)?.urls, ['amqp://guest:guest@127.0.0.1:5672/']);
   const p = r.config?.pipelines[0];
   assert.equal(p?.driver, 'amqp091');
   assert.equal(p?.options.prefetch, 100);
