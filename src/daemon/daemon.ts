@@ -191,7 +191,7 @@ export class Daemon implements Control {
       else await p.broker.publish(tracing?.producer(job, p.config) ?? job);
       this.metrics.publishedTotal.inc({ pipeline: name, outcome: 'ok' });
     } catch (err) {
-      this.metrics.publishedTotal.inc({ pipeline: name, outcome: 'error' });
+      this.metrics.publishedTotal.inc({ pipeline: name, outcome: err instanceof JobrunnerError && err.code === 'E_UNPUBLISHABLE' ? 'unpublishable' : 'error' });
       throw err;
     }
   }

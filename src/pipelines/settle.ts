@@ -10,7 +10,7 @@ import type { JobOutcome } from '../pool/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobOutcomeLabel, PipelineMetrics } from '../observability/metrics.js';
 import { backoffDelay } from '../shared/backoff.js';
-import { errorMessage } from '../shared/errors.js';
+import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { againJob, deadLetterJob } from './outgoing.js';
 import type { PublishTo } from './pipeline.js';
 
@@ -145,6 +145,11 @@ async function republish(ctx: SettleContext, d: Delivery, outcome: 'retry' | 're
     // through publishTo: counted in published_total and traced (a PRODUCER span) like every publish
     await ctx.publishTo(name, againJob(d, name, { delayMs, attempt: d.attempt + 1, headers }));
   } catch (err) {
+    if (unpublishable(err)) {
+      // the copy fails for its own content: returning it to the broker could only loop
+      await deadLetter(ctx, d, `${errorMessage(err)} (the ${outcome} copy)`);
+      return;
+    }
     ctx.logger.warn({ pipeline: name, job_id: d.id, err: errorMessage(err) }, `${outcome} publish failed: returning the job to the broker`);
     await d.reject(true, 'retry publish failed');
     count(ctx, 'requeue');
@@ -165,6 +170,10 @@ async function deadLetter(ctx: SettleContext, d: Delivery, reason: string): Prom
       // publishTo counts it in published_total
       await ctx.publishTo(target, deadLetterJob(d, config.name, target, reason));
     } catch (err) {
+      if (unpublishable(err)) {
+        await deadLetterBare(ctx, d, target, `${reason}; ${errorMessage(err)}`);
+        return;
+      }
       ctx.logger.warn({ pipeline: config.name, job_id: d.id, err: errorMessage(err) }, `dead-letter publish to ${target} failed: returning the job to the broker`);
       await d.reject(true, 'dead-letter publish failed');
       count(ctx, 'requeue');
@@ -180,4 +189,36 @@ async function deadLetter(ctx: SettleContext, d: Delivery, reason: string): Prom
     // the broker's own dead-lettering is only as good as the queue's settings: say what really happens
     target ? `job dead-lettered to ${target}` : "job rejected: dead-lettered by the queue's DLX if it has one, otherwise dropped by the broker",
   );
+}
+
+function unpublishable(err: unknown): boolean {
+  return err instanceof JobrunnerError && err.code === 'E_UNPUBLISHABLE';
+}
+
+/**
+ * The dead-letter copy failed for its own content: a copy without the job's headers, else the broker's
+ * own dead-lettering (basic.nack requeue=false / rejected) with the reason. Never back to the queue.
+ */
+async function deadLetterBare(ctx: SettleContext, d: Delivery, target: string, reason: string): Promise<void> {
+  const { config } = ctx;
+  let to = target;
+  try {
+    const bare = deadLetterJob(d, config.name, target, reason);
+    bare.headers = {};
+    delete bare.traceparent;
+    bare.extra = { ...bare.extra, 'x-jobrunner-normalised': 'every header dropped: the copy could not be published with them' };
+    await ctx.publishTo(target, bare);
+    await d.ack();
+  } catch (err) {
+    if (!unpublishable(err)) {
+      ctx.logger.warn({ pipeline: config.name, job_id: d.id, err: errorMessage(err) }, `dead-letter publish to ${target} failed: returning the job to the broker`);
+      await d.reject(true, 'dead-letter publish failed');
+      count(ctx, 'requeue');
+      return;
+    }
+    to = 'broker';
+    await d.reject(false, reason);
+  }
+  count(ctx, 'dead_letter');
+  ctx.logger.warn({ pipeline: config.name, job_id: d.id, job: d.job, attempt: d.attempt, reason, to, code: 'E_UNPUBLISHABLE' }, 'job dead-lettered: its copy could not be published as it was');
 }

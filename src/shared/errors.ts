@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   E_BROKER_CLOSED: 'the broker connection or channel closed',
   E_BROKER_DECLARE: 'the broker refused to declare or check a queue or exchange',
   E_PUBLISH: 'the broker did not confirm a publish',
+  E_UNPUBLISHABLE: 'a message cannot be published because of its own content (a header or value the broker cannot carry)',
   E_DELAY_UNSUPPORTED: 'the broker cannot delay messages the way the pipeline asks',
   E_STALE_DELIVERY: 'a result arrived for a delivery of a connection that is gone',
   // messages

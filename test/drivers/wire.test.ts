@@ -1,7 +1,7 @@
 // Unit tests of the driver-neutral RoadRunner wire helpers (src/drivers/wire.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attemptOf, decodeRrHeaders, encodeRrHeaders, headerValueToStrings, idOf, jobNameOf, mergeHeaders } from '../../src/drivers/wire.js';
+import { BadHeaderError, NORMALISED_HEADER, attemptOf, decodeRrHeaders, encodeRrHeaders, headerValueToStrings, headersToStrings, idOf, jobNameOf, mergeHeaders, publishable } from '../../src/drivers/wire.js';
 
 test('rr_headers encode to JSON bytes and decode back', () => {
   const h = { tenant: ['acme'], multi: ['a', 'b'] };
@@ -69,4 +69,30 @@ test('attemptOf: max of header, prior deliveries + 1, and 1', () => {
   assert.equal(attemptOf({ attemptHeader: 1, priorDeliveries: 4 }), 5);
   assert.equal(attemptOf({ attemptHeader: 'x', priorDeliveries: -1 }), 1);
   assert.equal(attemptOf({ attemptHeader: 0 }), 1);
+});
+
+test('hardening case 1: a header nested thousands deep is an error, never a stack overflow', () => {
+  let deep: unknown = [];
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  assert.throws(() => headerValueToStrings(deep), BadHeaderError);
+  assert.throws(() => headerValueToStrings({ a: { b: deep } }), BadHeaderError);
+  const r = decodeRrHeaders(`{"a":${'['.repeat(2000)}${']'.repeat(2000)}}`);
+  assert.equal(r.ok, false);
+  const h = headersToStrings({ fine: 'x', deep, n: 1 }, []);
+  assert.deepEqual(h.headers, { fine: ['x'], n: ['1'] });
+  assert.match(String(h.bad), /"deep".*deeper than 32/);
+  assert.deepEqual(headerValueToStrings([['a', ['b']], 'c', { '!': 'int32', value: 5 }]), ['a', 'b', 'c', '5']);
+  assert.equal(attemptOf({ attemptHeader: deep }), 1);
+});
+
+test('hardening case 2: publishable() bounds what a broker cannot carry and says so', () => {
+  const base = { id: 'i', job: 'J', pipeline: 'p', body: Buffer.alloc(0), contentType: 'text/plain', headers: { a: ['1'] }, delayMs: 0 };
+  assert.equal(publishable(base), base, 'nothing to do: the same object');
+  const j = publishable({ ...base, priority: 1.5, attempt: 2 ** 31 + 5, headers: { a: ['1'], junk: ['\u0001'.repeat(30_000)] } });
+  assert.equal(j.priority, 1);
+  assert.equal(j.attempt, 2 ** 31 - 1);
+  assert.deepEqual(j.headers, { a: ['1'] });
+  assert.match(String(j.extra?.[NORMALISED_HEADER]), /priority 1.5 made 1; attempt 2147483653 made 2147483647; headers dropped .*junk/);
+  assert.equal(publishable({ ...base, priority: Infinity }).priority, undefined);
+  assert.equal(publishable({ ...base, priority: 1e30 }).priority, Number.MAX_SAFE_INTEGER);
 });

@@ -21,9 +21,11 @@ import {
   attemptOf,
   decodeRrHeaders,
   encodeRrHeaders,
-  headerValueToStrings,
+  headersToStrings,
+  undecodable,
   idOf,
   jobNameOf,
+  publishable,
 } from '../wire.js';
 
 /** A header value for amqplib: inferred from the JS value, or forced with {'!': type, value}. */
@@ -31,7 +33,9 @@ type TypedValue = { '!': 'int32' | 'int64' | 'timestamp'; value: number };
 export type AmqpHeaderValue = string | number | boolean | Buffer | TypedValue;
 
 /** The AMQP headers and properties of a job published by jobrunner. */
-export function encodeJob(job: OutgoingJob, opts: Amqp091PipelineOptions, matchHeaders: Record<string, unknown>): { content: Buffer; options: Options.Publish } {
+export function encodeJob(outgoing: OutgoingJob, opts: Amqp091PipelineOptions, matchHeaders: Record<string, unknown>): { content: Buffer; options: Options.Publish } {
+  // never a copy the broker cannot carry (SPEC §5): out-of-range numbers and oversized headers normalised
+  const job = publishable(outgoing);
   const priority = clampPriority(job.priority ?? opts.priority);
   const headers: Record<string, unknown> = {};
   // routing headers first so the job's own headers never override them silently (headers exchanges)
@@ -47,7 +51,8 @@ export function encodeJob(job: OutgoingJob, opts: Amqp091PipelineOptions, matchH
   if (job.attempt !== undefined) headers[ATTEMPT_HEADER] = { '!': 'int32', value: job.attempt } satisfies TypedValue;
   if (job.traceparent !== undefined) headers[TRACEPARENT_HEADER] = job.traceparent;
   const options: Options.Publish = {
-    messageId: job.id,
+    // message_id is a short string (255 bytes at most); a longer id travels in rr_id alone
+    ...(Buffer.byteLength(job.id) <= 255 ? { messageId: job.id } : {}),
     contentType: job.contentType,
     deliveryMode: 2,
     timestamp: Math.floor(Date.now() / 1000),
@@ -75,19 +80,14 @@ export function decodeMessage(msg: ConsumeMessage, ctx: DecodeContext): Job & { 
   const amqpHeaders = (msg.properties.headers ?? {}) as Record<string, unknown>;
   const props = msg.properties;
   // every non-rr header as strings; rr_headers then override per key, as RoadRunner's unpack does
-  const plain: Headers = {};
-  for (const [k, v] of Object.entries(amqpHeaders)) {
-    if (RR_HEADER_NAMES.includes(k)) continue;
-    const strings = headerValueToStrings(v);
-    if (strings.length > 0) plain[k] = strings;
-  }
+  const { headers: plain, bad } = headersToStrings(amqpHeaders, RR_HEADER_NAMES);
   if (typeof props.type === 'string' && props.type !== '' && plain['type'] === undefined) plain['type'] = [props.type];
-  let invalid: string | undefined;
+  let invalid: string | undefined = bad;
   let rrHeaders: Headers = {};
   if (amqpHeaders[RR_HEADERS] !== undefined) {
     const decoded = decodeRrHeaders(amqpHeaders[RR_HEADERS]);
     if (decoded.ok) rrHeaders = decoded.headers;
-    else invalid = decoded.error;
+    else invalid ??= decoded.error;
   }
   const headers: Headers = { ...plain, ...rrHeaders };
   const messageId = typeof props.messageId === 'string' && props.messageId !== '' ? props.messageId : undefined;
@@ -109,6 +109,16 @@ export function decodeMessage(msg: ConsumeMessage, ctx: DecodeContext): Job & { 
   if (messageId !== undefined) job.messageId = messageId;
   if (invalid !== undefined) job.invalid = invalid;
   return job;
+}
+
+/** decodeMessage that never throws: a message it cannot read is an invalid job (dead-lettered with the reason). */
+export function decodeMessageSafely(msg: ConsumeMessage, ctx: DecodeContext): Job & { invalid?: string } {
+  try {
+    return decodeMessage(msg, ctx);
+  } catch (err) {
+    const h = (msg.properties.headers ?? {}) as Record<string, unknown>;
+    return undecodable({ rrId: h[RR_ID], messageId: msg.properties.messageId, body: msg.content, queue: ctx.queue, pipeline: ctx.pipeline, redelivered: msg.fields.redelivered }, err);
+  }
 }
 
 function numberOf(v: unknown): number | undefined {

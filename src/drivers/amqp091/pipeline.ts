@@ -10,7 +10,7 @@ import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type OutgoingJob } from '../driver.js';
 import { AMQP091_CAPABILITIES } from './capabilities.js';
-import { decodeMessage } from './codec.js';
+import { decodeMessageSafely } from './codec.js';
 import { encodeJob } from './codec.js';
 import type { Amqp091Connection, Session } from './connection.js';
 import { bindArgs, delayQueueArgs, delayQueueName, matchHeaders, publishTarget } from './topology.js';
@@ -187,7 +187,10 @@ export class Amqp091Pipeline implements BrokerPipeline {
         });
       } catch (err) {
         s.pending.delete(fail);
-        reject(asError('E_PUBLISH', `cannot publish job ${job.id} to ${this.name}`, err));
+        // amqplib refuses what it cannot encode (a value out of range, a table over 64 KiB) with a TypeError
+        // or RangeError before anything is sent: the message's own content, which no retry will change
+        if (err instanceof TypeError || err instanceof RangeError) reject(new JobrunnerError('E_UNPUBLISHABLE', `job ${job.id} cannot be published to ${this.name}: ${errorMessage(err)}`, { cause: err }));
+        else reject(asError('E_PUBLISH', `cannot publish job ${job.id} to ${this.name}`, err));
       }
     });
   }
@@ -325,7 +328,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
       return;
     }
     c.unsettled.add(msg.fields.deliveryTag);
-    const job = decodeMessage(msg, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue });
+    const job = decodeMessageSafely(msg, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue });
     const delivery = new Amqp091Delivery(c, msg, job);
     const handler = this.onDelivery;
     if (handler === undefined) {
@@ -345,7 +348,7 @@ class Amqp091Delivery extends DeliveryBase {
   constructor(
     private readonly c: ConsumerChannel,
     private readonly msg: ConsumeMessage,
-    j: ReturnType<typeof decodeMessage>,
+    j: ReturnType<typeof decodeMessageSafely>,
   ) {
     super(j);
   }

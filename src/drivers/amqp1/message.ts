@@ -19,9 +19,12 @@ import {
   decodeRrHeaders,
   encodeRrHeaders,
   headerValueToStrings,
+  headersToStrings,
+  undecodable,
   idOf,
   jobNameOf,
   mergeHeaders,
+  publishable,
 } from '../wire.js';
 
 const DATA = 0x75;
@@ -59,32 +62,35 @@ export function bodyOf(message: Message): { body: Buffer; contentType?: string }
   return { body: Buffer.from(toJson(b), 'utf8'), contentType: 'application/json' };
 }
 
+/** Set on a message rhea could not decode (rhea-patches.ts): its value is the reason, its body the raw bytes. */
+export const UNDECODABLE = 'jobrunner_undecodable';
+
 /** A received message as the Job fields the pipeline sees (without settlement). */
 export function decodeMessage(message: Message, ctx: DecodeContext): DecodedJob {
+  const undecodable = (message as unknown as Record<string, unknown>)[UNDECODABLE];
+  if (undecodable !== undefined) throw new Error(String(undecodable));
   const props: Record<string, unknown> = message.application_properties ?? {};
   const annotations: Record<string, unknown> = message.message_annotations ?? {};
   const { body, contentType: bodyType } = bodyOf(message);
 
   let invalid: string | undefined;
   let rrHeaders: Headers | undefined;
+  const plain: Headers = {};
+  let bad = headersToStrings(annotations, [], plain).bad;
+  bad ??= headersToStrings(props, RR_HEADER_NAMES, plain).bad;
   if (props[RR_HEADERS] !== undefined && props[RR_HEADERS] !== null) {
     const decoded = decodeRrHeaders(props[RR_HEADERS]);
     if (decoded.ok) rrHeaders = decoded.headers;
     else invalid = decoded.error;
   }
-  const plain: Headers = {};
-  for (const k of Object.keys(annotations)) plain[k] = headerValueToStrings(annotations[k]);
-  for (const k of Object.keys(props)) {
-    if (RR_HEADER_NAMES.includes(k)) continue;
-    plain[k] = headerValueToStrings(props[k]);
-  }
+  invalid ??= bad;
   // without rr_headers (most messages) there is nothing to merge: plain is this message's own object
   const headers = rrHeaders === undefined ? plain : mergeHeaders(rrHeaders, plain);
 
-  const messageId = message.message_id === undefined ? undefined : headerValueToStrings(message.message_id)[0];
+  const messageId = message.message_id === undefined ? undefined : firstString(message.message_id);
   const priorDeliveries = typeof message.delivery_count === 'number' ? message.delivery_count : undefined;
   const attempt = attemptOf({ attemptHeader: props[ATTEMPT_HEADER], priorDeliveries });
-  const traceparent = headerValueToStrings(props[TRACEPARENT_HEADER])[0];
+  const traceparent = firstString(props[TRACEPARENT_HEADER]);
   const priority = priorityOf(props[RR_PRIORITY], message.priority);
   const contentType = message.content_type !== undefined && message.content_type !== '' ? String(message.content_type) : bodyType;
 
@@ -107,6 +113,31 @@ export function decodeMessage(message: Message, ctx: DecodeContext): DecodedJob 
   return job;
 }
 
+/** decodeMessage that never throws: a message it cannot read is an invalid job (dead-lettered with the reason). */
+export function decodeMessageSafely(message: Message, ctx: DecodeContext): DecodedJob {
+  try {
+    return decodeMessage(message, ctx);
+  } catch (err) {
+    let body: Buffer = Buffer.alloc(0);
+    try {
+      body = bodyOf(message).body;
+    } catch {
+      // the body cannot be read either: the dead letter carries an empty one and the reason
+    }
+    const props: Record<string, unknown> = message.application_properties ?? {};
+    return undecodable({ rrId: stringOf(props[RR_ID]), messageId: typeof message.message_id === 'string' ? message.message_id : undefined, body, queue: ctx.queue, pipeline: ctx.pipeline, redelivered: message.first_acquirer === false }, err);
+  }
+}
+
+/** the first string of a header value, or undefined (a value too deep to read has none) */
+function firstString(value: unknown): string | undefined {
+  try {
+    return headerValueToStrings(value)[0];
+  } catch {
+    return undefined;
+  }
+}
+
 export interface EncodeOptions {
   durable: boolean;
   /** the pipeline's default priority (used when the job has none) */
@@ -118,7 +149,9 @@ export interface EncodeOptions {
 }
 
 /** An OutgoingJob as a rhea Message: one data section, RoadRunner's rr_* as application properties. */
-export function encodeJob(job: OutgoingJob, options: EncodeOptions): Message {
+export function encodeJob(outgoing: OutgoingJob, options: EncodeOptions): Message {
+  // never a copy the broker cannot carry (SPEC §5): out-of-range numbers and oversized headers normalised
+  const job = publishable(outgoing);
   const priority = job.priority ?? options.defaultPriority;
   const props: Record<string, unknown> = {
     [RR_ID]: job.id,

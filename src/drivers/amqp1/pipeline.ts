@@ -13,7 +13,7 @@ import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { deferred, type Deferred } from '../../shared/deferred.js';
 import { consumeAddress, delayQueueName, effectiveBroker, publishAddress, rejectOutcome, type BrokerKind, type Outcome } from './broker.js';
-import { decodeMessage, encodeJob, SCHEDULED_ENQUEUE_TIME } from './message.js';
+import { decodeMessageSafely, encodeJob, SCHEDULED_ENQUEUE_TIME } from './message.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
 import { installLeanDeliveries } from './rhea-patches.js';
@@ -192,7 +192,14 @@ export class Amqp1Pipeline implements BrokerPipeline {
     const d = deferred<void>();
     this.pendingPublishes.add(d);
     try {
-      const delivery = sender.send(message);
+      let delivery;
+      try {
+        delivery = sender.send(message);
+      } catch (err) {
+        // rhea encodes before it sends: a TypeError or RangeError is the message's own content
+        if (err instanceof TypeError || err instanceof RangeError) throw new JobrunnerError('E_UNPUBLISHABLE', `job ${job.id} cannot be published to ${this.name}: ${errorMessage(err)}`, { cause: err });
+        throw err;
+      }
       (delivery as unknown as { jobrunnerPublish?: Deferred<void> }).jobrunnerPublish = d;
       await d.promise;
     } finally {
@@ -315,7 +322,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
       this.queueSettlement(state, rd, kind === 'rabbitmq3' || kind === 'generic' ? { kind: 'released' } : { kind: 'modified', deliveryFailed: false, undeliverableHere: false }, 'late').catch(() => undefined);
       return;
     }
-    const delivery = new Amqp1Delivery(this, state, rd, kind, decodeMessage(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue }));
+    const delivery = new Amqp1Delivery(this, state, rd, kind, decodeMessageSafely(message, { pipeline: this.name, pipelineJob: this.config.job, queue: this.queue }));
     if (kind === 'servicebus') {
       const lockToken = rd.tag;
       const renew = async (): Promise<void> => {
@@ -607,7 +614,7 @@ class Amqp1Delivery extends DeliveryBase {
     readonly state: ReceiverState,
     readonly rd: RheaDelivery,
     private readonly kind: BrokerKind,
-    j: ReturnType<typeof decodeMessage>,
+    j: ReturnType<typeof decodeMessageSafely>,
   ) {
     super(j);
   }

@@ -23,6 +23,7 @@
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { UNDECODABLE } from './message.js';
 import { leanDecodeMessage, leanReadTransferFrame, type MessageShapes } from './lean-decode.js';
 
 /** the rhea release whose Incoming.prototype.on_transfer this file reproduces */
@@ -162,6 +163,32 @@ export function installLeanDeliveries(session: unknown): void {
     }
   }
 
+  /**
+   * A message neither decoder can read (rhea's recursive reader overflows on a list nested thousands
+   * deep) must not throw into the connection's input: that closes the connection, the broker hands the
+   * same message out again, and the pipeline stops. It is marked instead, and the driver dead-letters it.
+   */
+  const decodeOrMark = (data: Buffer): unknown => {
+    try {
+      return leanDecodeMessage(data, shapes) ?? message.decode(data);
+    } catch (err) {
+      // what can still be read (properties for the id, the data sections for the body) is kept for the dead letter
+      const salvaged: Record<string, unknown> = { body: data };
+      for (const [code, section] of sections(data)) {
+        if (code !== 0x73 && code !== 0x75) continue;
+        try {
+          const part = message.decode(section) as Record<string, unknown>;
+          if (code === 0x75) salvaged['body'] = part['body'];
+          else for (const k of ['message_id', 'subject', 'content_type']) if (part[k] !== undefined) salvaged[k] = part[k];
+        } catch {
+          // this section cannot be read either
+        }
+      }
+      salvaged[UNDECODABLE] = err instanceof Error ? err.message : String(err);
+      return salvaged;
+    }
+  };
+
   proto.on_transfer = function onTransfer(this: Any, frame: Any, receiver: Any): void {
     this.next_transfer_id++;
     if (receiver.is_remote_open()) {
@@ -195,7 +222,7 @@ export function installLeanDeliveries(session: unknown): void {
         // rhea prints this with console.error; here it is a process warning (stderr all the same)
         else process.emitWarning(`Received transfer when credit was ${receiver.credit}`, 'RheaWarning');
         receiver.delivery_count++;
-        const msgctxt = current.format === 0 ? { message: leanDecodeMessage(data, shapes) ?? message.decode(data), delivery: current } : { message: data, delivery: current, format: current.format };
+        const msgctxt = current.format === 0 ? { message: decodeOrMark(data), delivery: current } : { message: data, delivery: current, format: current.format };
         receiver.dispatch('message', receiver._context(msgctxt));
       }
     } else {
@@ -203,6 +230,54 @@ export function installLeanDeliveries(session: unknown): void {
     }
   };
   state = 'installed';
+}
+
+/**
+ * The sections of an encoded AMQP 1.0 message as [descriptor code, bytes], found without decoding their
+ * values (every compound value says its size up front), so a section nested too deep for rhea's
+ * recursive reader is stepped over, not read. Stops at the first thing it cannot frame.
+ */
+export function sections(data: Buffer): Array<[number, Buffer]> {
+  const out: Array<[number, Buffer]> = [];
+  let pos = 0;
+  const skipValue = (): boolean => {
+    if (pos >= data.length) return false;
+    const code = data[pos++]!;
+    const hi = code >> 4;
+    let size: number;
+    if (hi === 0x4) size = 0;
+    else if (hi === 0x5) size = 1;
+    else if (hi === 0x6) size = 2;
+    else if (hi === 0x7) size = 4;
+    else if (hi === 0x8) size = 8;
+    else if (hi === 0x9) size = 16;
+    else if (hi === 0xa || hi === 0xc || hi === 0xe) {
+      if (pos + 1 > data.length) return false;
+      size = data[pos]! + 1;
+    } else if (hi === 0xb || hi === 0xd || hi === 0xf) {
+      if (pos + 4 > data.length) return false;
+      size = data.readUInt32BE(pos) + 4;
+    } else return false;
+    pos += size;
+    return pos <= data.length;
+  };
+  while (pos < data.length) {
+    const start = pos;
+    // a section: 0x00, a descriptor (smallulong 0x53 XX or ulong 0x80), then its value
+    if (data[pos] !== 0x00) break;
+    pos++;
+    let code: number;
+    if (data[pos] === 0x53) {
+      code = data[pos + 1] ?? -1;
+      pos += 2;
+    } else if (data[pos] === 0x80 && pos + 9 <= data.length) {
+      code = data.readUInt32BE(pos + 5);
+      pos += 9;
+    } else break;
+    if (!skipValue()) break;
+    out.push([code, data.subarray(start, pos)]);
+  }
+  return out;
 }
 
 interface RheaFrames {
