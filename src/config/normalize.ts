@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { DRIVERS, driverFor } from '../drivers/registry.js';
 import type { Config, PipelineConfig, PoolConfig, RetryConfig } from './types.js';
-import { bool, ms, num, obj, str, type Obj } from './values.js';
+import { boolOf, msOf, num, numOf, obj, str, strOf, type Obj } from './values.js';
 
 /** A shell string runs under /bin/sh -c; an argv list runs as is. */
 export function toArgv(command: unknown): string[] {
@@ -23,20 +23,21 @@ function stringEnv(env: unknown): Record<string, string> {
 
 /** `override` (schema-checked, defaults filled) wins for the keys the user wrote (`overrideRaw`). */
 function pool(base: Obj, override: Obj, overrideRaw: Obj): PoolConfig {
-  const pick = (key: string): unknown => (overrideRaw[key] !== undefined ? override[key] : base[key]);
+  const from = (key: string): Obj => (overrideRaw[key] !== undefined ? override : base);
   const supRaw = obj(overrideRaw.supervisor);
   const supOverride = obj(override.supervisor);
   const sup = { ...obj(base.supervisor) };
   for (const key of Object.keys(supRaw)) sup[key] = supOverride[key];
   return {
-    numWorkers: num(pick('num_workers'), availableParallelism()),
-    maxConcurrency: num(pick('max_concurrency'), 16),
-    protocol: str(pick('protocol')) || 'jobrunner',
-    maxJobs: num(pick('max_jobs'), 0),
-    allocateTimeoutMs: ms(pick('allocate_timeout'), 60_000),
-    destroyTimeoutMs: ms(pick('destroy_timeout'), 60_000),
-    execTtlMs: ms(sup.exec_ttl, 0),
-    maxWorkerMemoryMb: num(sup.max_worker_memory, 0),
+    // the one default the schema cannot hold: it depends on the machine
+    numWorkers: num(from('num_workers').num_workers, availableParallelism()),
+    maxConcurrency: numOf(from('max_concurrency'), 'max_concurrency'),
+    protocol: strOf(from('protocol'), 'protocol'),
+    maxJobs: numOf(from('max_jobs'), 'max_jobs'),
+    allocateTimeoutMs: msOf(from('allocate_timeout'), 'allocate_timeout'),
+    destroyTimeoutMs: msOf(from('destroy_timeout'), 'destroy_timeout'),
+    execTtlMs: msOf(sup, 'exec_ttl'),
+    maxWorkerMemoryMb: numOf(sup, 'max_worker_memory'),
   };
 }
 
@@ -45,8 +46,8 @@ function retry(value: unknown): RetryConfig | undefined {
   const r = obj(value);
   const b = obj(r.backoff);
   return {
-    maxAttempts: num(r.max_attempts, 3),
-    backoff: { initialMs: ms(b.initial, 1000), maxMs: ms(b.max, 300_000), multiplier: num(b.multiplier, 2), jitter: num(b.jitter, 0.2) },
+    maxAttempts: numOf(r, 'max_attempts'),
+    backoff: { initialMs: msOf(b, 'initial'), maxMs: msOf(b, 'max'), multiplier: numOf(b, 'multiplier'), jitter: numOf(b, 'jitter') },
   };
 }
 
@@ -86,18 +87,18 @@ export function normalize(file: string, rawData: unknown, fullData: unknown, ord
   });
 
   const http = obj(full.http);
-  const level = str(obj(full.logs).level, 'info');
+  const level = strOf(obj(full.logs), 'level');
   const config: Config = {
     file,
     workdir: dirname(file),
-    version: str(full.version, '3'),
+    version: strOf(full, 'version'),
     http: {
-      address: str(http.address, '127.0.0.1:2114'),
-      ...(bool(http.allow_unauthenticated, false) ? { allowUnauthenticated: true } : {}),
+      address: strOf(http, 'address'),
+      ...(boolOf(http, 'allow_unauthenticated') ? { allowUnauthenticated: true } : {}),
       ...(str(http.token) !== '' ? { token: str(http.token) } : {}),
     },
     logs: { level: (level === 'panic' ? 'fatal' : level) as Config['logs']['level'] },
-    otel: { enabled: bool(obj(full.otel).enabled, false) },
+    otel: { enabled: boolOf(obj(full.otel), 'enabled') },
     connections: sections(full),
     pipelines,
     warnings: [],

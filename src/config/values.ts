@@ -1,7 +1,11 @@
-// Readers for schema-valid config values (defaults already filled in by ajv), shared by src/config/ and
-// each driver's option normaliser: a value of the wrong kind falls back, nothing here throws.
+// Readers for schema-valid config values, shared by src/config/ and each driver's option normaliser.
+// Defaults live once, in the schema: ajv has filled them in, so a key with a schema default is read
+// with the *Of readers, which have no fallback of their own (a missing value is a schema without that
+// default: E_INTERNAL). The readers with a fallback are for keys the schema leaves unset on purpose
+// (optional strings, values computed at start such as the CPU count).
 
 import { parseDuration } from '../shared/duration.js';
+import { JobrunnerError } from '../shared/errors.js';
 import type { TlsConfig } from './types.js';
 
 export type Obj = Record<string, unknown>;
@@ -23,10 +27,41 @@ export function num(value: unknown, fallback: number): number {
 export function bool(value: unknown, fallback: boolean): boolean {
   return typeof value === 'boolean' ? value : fallback;
 }
-/** `canonical` when the user wrote it, else the alias when they wrote that, else the default. */
-export function aliased(raw: Obj, full: Obj, canonical: string, alias: string, fallback: boolean): boolean {
-  if (raw[canonical] === undefined && raw[alias] !== undefined) return bool(full[alias], fallback);
-  return bool(full[canonical], fallback);
+/** a key with a schema default, as it is */
+export function filled(o: Obj, key: string): unknown {
+  const v = o[key];
+  if (v === undefined) throw new JobrunnerError('E_INTERNAL', `config key ${key} has no value: its schema gives it no default`);
+  return v;
+}
+/** a key with a schema default, as a number */
+export function numOf(o: Obj, key: string): number {
+  const v = filled(o, key);
+  if (typeof v !== 'number') throw new JobrunnerError('E_INTERNAL', `config key ${key} is not a number after validation`);
+  return v;
+}
+/** a key with a schema default, as a string (numbers as their text) */
+export function strOf(o: Obj, key: string): string {
+  const v = filled(o, key);
+  if (typeof v !== 'string' && typeof v !== 'number') throw new JobrunnerError('E_INTERNAL', `config key ${key} is not a string after validation`);
+  return String(v);
+}
+/** a key with a schema default, as a boolean */
+export function boolOf(o: Obj, key: string): boolean {
+  const v = filled(o, key);
+  if (typeof v !== 'boolean') throw new JobrunnerError('E_INTERNAL', `config key ${key} is not a boolean after validation`);
+  return v;
+}
+/** a key with a schema default, a duration, in ms */
+export function msOf(o: Obj, key: string): number {
+  const raw = filled(o, key);
+  const v = typeof raw === 'string' || typeof raw === 'number' ? parseDuration(raw) : undefined;
+  if (v === undefined) throw new JobrunnerError('E_INTERNAL', `config key ${key} is not a duration after validation`);
+  return v;
+}
+/** `canonical` (which has a schema default) unless the user wrote only the alias (which has none). */
+export function aliased(raw: Obj, full: Obj, canonical: string, alias: string): boolean {
+  if (raw[canonical] === undefined && raw[alias] !== undefined) return boolOf(full, alias);
+  return boolOf(full, canonical);
 }
 /** `addr`: one URL or a list (a cluster) */
 export function urls(addr: unknown): string[] {

@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { ErrorObject } from 'ajv';
 import validate from '../../src/config/config-validator.generated.js';
+import { configSchema } from '../../src/config/schema.js';
+import { DRIVERS } from '../../src/drivers/registry.js';
 
 const GENERATED = 'src/config/config-validator.generated.ts';
 const FIX = 'node scripts/gen-config-validator.mjs';
@@ -33,6 +35,18 @@ test(`${GENERATED} is up to date with schemas/config.schema.json (else run ${FIX
         `  committed: ${around(a[i])}\n  expected:  ${around(b[i])}`,
     );
   }
+});
+
+test('schemas/config.schema.json is the base and every driver\'s fragment assembled (else run ' + FIX + ')', () => {
+  const r = spawnSync(process.execPath, ['scripts/gen-config-validator.mjs', '--schema-stdout'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  assert.equal(r.status, 0, `${FIX} --schema-stdout failed: ${r.stderr}`);
+  assert.ok(r.stdout === readFileSync('schemas/config.schema.json', 'utf8'), `schemas/config.schema.json is out of date with src/config/schema.base.json and src/drivers/*/schema.json: run \`${FIX}\` and commit the result`);
+});
+
+test('the schema\'s driver list is the registry\'s: every name and alias, each driver\'s section', () => {
+  const schema = configSchema() as { properties: Record<string, unknown>; definitions: { pipeline: { properties: { driver: { enum: string[] } } } } };
+  assert.deepEqual(schema.definitions.pipeline.properties.driver.enum, DRIVERS.flatMap((d) => [d.name, ...d.aliases]));
+  for (const d of DRIVERS) if (d.section) assert.ok(d.section.name in schema.properties, `section ${d.section.name} of ${d.name}`);
 });
 
 test('the generated validator loads only ajv runtime helpers, never the ajv compiler', () => {

@@ -1,10 +1,10 @@
 // amqp091's option and connection types and their normalisers: RoadRunner's amqp driver keys (flat, and
 // the nested `version: 2` form) as Amqp091PipelineOptions. Defaults come from the schema fragment
-// (schemas/drivers/amqp091.json via ajv); the fallbacks here only keep the types total.
+// (./schema.json, filled in by ajv): read here without a second copy.
 
 import { randomBytes } from 'node:crypto';
 import type { PipelineOptionsBase, TlsConfig } from '../../config/types.js';
-import { aliased, bool, ms, num, obj, str, tls, urls, type Obj } from '../../config/values.js';
+import { aliased, boolOf, filled, msOf, numOf, obj, strOf, tls, urls, type Obj } from '../../config/values.js';
 import type { NormalizedOptions } from '../driver.js';
 
 export interface Amqp091ConnectionConfig {
@@ -38,66 +38,67 @@ export interface Amqp091PipelineOptions extends PipelineOptionsBase {
   queueDeclare: boolean;
 }
 
-function consumerId(value: unknown, pipeline: string): string {
-  const id = str(value);
+function consumerId(o: Obj, key: string, pipeline: string): string {
+  const id = strOf(o, key);
   return id !== '' ? id : `jobrunner-${pipeline}-${randomBytes(3).toString('hex')}`;
 }
 
 export function amqp091Section(full: Obj): Amqp091ConnectionConfig {
   const t = tls(full.tls);
-  return { urls: urls(full.addr ?? 'amqp://guest:guest@127.0.0.1:5672/'), ...(t ? { tls: t } : {}) };
+  return { urls: urls(filled(full, 'addr')), ...(t ? { tls: t } : {}) };
 }
 
 export function amqp091Options(name: string, raw: Obj, full: Obj): NormalizedOptions<Amqp091PipelineOptions> {
-  const common = { prefetch: num(full.prefetch, 256), priority: num(full.priority, 10) };
-  const redialTimeoutMs = ms(full.redial_timeout, 60_000);
+  const common = { prefetch: numOf(full, 'prefetch'), priority: numOf(full, 'priority') };
+  const redialTimeoutMs = msOf(full, 'redial_timeout');
   if (String(full.version) === '2') {
     const ex = obj(full.exchange);
     const q = obj(full.queue);
     return {
       redialTimeoutMs,
-      requeueOnFail: bool(q.requeue_on_fail, false),
+      requeueOnFail: boolOf(q, 'requeue_on_fail'),
       options: {
         ...common,
-        queue: str(q.name),
-        exchange: str(ex.name, 'amqp.default'),
-        exchangeType: str(ex.type, 'direct') as ExchangeType,
-        exchangeDurable: bool(ex.durable, false),
-        exchangeAutoDelete: bool(ex.auto_delete, false),
-        exchangeDeclare: bool(ex.declare, true),
-        routingKey: str(q.routing_key),
-        durable: bool(q.durable, false),
-        queueAutoDelete: bool(q.auto_delete, false),
-        exclusive: bool(q.exclusive, false),
-        consumerId: consumerId(q.consumer_id, name),
-        deleteQueueOnStop: bool(q.delete_on_stop, false),
-        multipleAck: bool(q.multiple_ack, true),
-        queueHeaders: { ...obj(q.headers) },
-        queueDeclare: bool(q.declare, true),
+        queue: strOf(q, 'name'),
+        exchange: strOf(ex, 'name'),
+        exchangeType: strOf(ex, 'type') as ExchangeType,
+        exchangeDurable: boolOf(ex, 'durable'),
+        exchangeAutoDelete: boolOf(ex, 'auto_delete'),
+        exchangeDeclare: boolOf(ex, 'declare'),
+        routingKey: strOf(q, 'routing_key'),
+        durable: boolOf(q, 'durable'),
+        queueAutoDelete: boolOf(q, 'auto_delete'),
+        exclusive: boolOf(q, 'exclusive'),
+        consumerId: consumerId(q, 'consumer_id', name),
+        deleteQueueOnStop: boolOf(q, 'delete_on_stop'),
+        multipleAck: boolOf(q, 'multiple_ack'),
+        queueHeaders: { ...obj(filled(q, 'headers')) },
+        queueDeclare: boolOf(q, 'declare'),
       },
     };
   }
-  const declare = bool(full.declare, true);
+  // exchange_declare / queue_declare have no default of their own: `declare` is theirs
+  const declare = boolOf(full, 'declare');
   return {
     redialTimeoutMs,
-    requeueOnFail: bool(full.requeue_on_fail, false),
+    requeueOnFail: boolOf(full, 'requeue_on_fail'),
     options: {
       ...common,
-      queue: str(full.queue),
-      exchange: str(full.exchange, 'amqp.default'),
-      exchangeType: str(full.exchange_type, 'direct') as ExchangeType,
-      exchangeDurable: bool(full.exchange_durable, false),
-      exchangeAutoDelete: aliased(raw, full, 'exchange_auto_delete', 'exchange_auto_deleted', false),
-      exchangeDeclare: raw.exchange_declare !== undefined ? bool(full.exchange_declare, declare) : declare,
-      routingKey: str(full.routing_key),
-      durable: bool(full.durable, false),
-      queueAutoDelete: aliased(raw, full, 'queue_auto_delete', 'queue_auto_deleted', false),
-      exclusive: bool(full.exclusive, false),
-      consumerId: consumerId(full.consumer_id, name),
-      deleteQueueOnStop: bool(full.delete_queue_on_stop, false),
-      multipleAck: bool(full.multiple_ack, true),
-      queueHeaders: { ...obj(full.queue_headers) },
-      queueDeclare: raw.queue_declare !== undefined ? bool(full.queue_declare, declare) : declare,
+      queue: strOf(full, 'queue'),
+      exchange: strOf(full, 'exchange'),
+      exchangeType: strOf(full, 'exchange_type') as ExchangeType,
+      exchangeDurable: boolOf(full, 'exchange_durable'),
+      exchangeAutoDelete: aliased(raw, full, 'exchange_auto_delete', 'exchange_auto_deleted'),
+      exchangeDeclare: raw.exchange_declare !== undefined ? boolOf(full, 'exchange_declare') : declare,
+      routingKey: strOf(full, 'routing_key'),
+      durable: boolOf(full, 'durable'),
+      queueAutoDelete: aliased(raw, full, 'queue_auto_delete', 'queue_auto_deleted'),
+      exclusive: boolOf(full, 'exclusive'),
+      consumerId: consumerId(full, 'consumer_id', name),
+      deleteQueueOnStop: boolOf(full, 'delete_queue_on_stop'),
+      multipleAck: boolOf(full, 'multiple_ack'),
+      queueHeaders: { ...obj(filled(full, 'queue_headers')) },
+      queueDeclare: raw.queue_declare !== undefined ? boolOf(full, 'queue_declare') : declare,
     },
   };
 }

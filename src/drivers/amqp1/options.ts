@@ -1,9 +1,10 @@
 // amqp1's option and connection types and their normalisers. Defaults come from the schema fragment
-// (via ajv); the fallbacks here only keep the types total.
+// (./schema.json, filled in by ajv): read here without a second copy; the keys without a default
+// (queue, address, exchange, routing_key, container_id) are unset when empty.
 
 import { hostname } from 'node:os';
 import type { PipelineOptionsBase, TlsConfig } from '../../config/types.js';
-import { bool, ms, num, obj, str, tls, urls, type Obj } from '../../config/values.js';
+import { boolOf, msOf, numOf, obj, str, strOf, tls, urls, type Obj } from '../../config/values.js';
 import type { NormalizedOptions } from '../driver.js';
 
 export interface Amqp1ConnectionConfig {
@@ -33,7 +34,7 @@ export function amqp1Section(full: Obj): Amqp1ConnectionConfig {
   return {
     urls: urls(full.addr),
     containerId: str(full.container_id) !== '' ? str(full.container_id) : `jobrunner-${hostname()}`,
-    idleTimeoutMs: ms(full.idle_timeout, 60_000),
+    idleTimeoutMs: msOf(full, 'idle_timeout'),
     ...(t ? { tls: t } : {}),
   };
 }
@@ -41,15 +42,15 @@ export function amqp1Section(full: Obj): Amqp1ConnectionConfig {
 export function amqp1Options(full: Obj): NormalizedOptions<Amqp1PipelineOptions> {
   const options: Amqp1PipelineOptions = {
     queue: str(full.queue),
-    prefetch: num(full.prefetch, 256),
-    priority: num(full.priority, 10),
-    durable: bool(full.durable, true),
-    broker: str(full.broker, 'auto') as Amqp1Broker,
+    prefetch: numOf(full, 'prefetch'),
+    priority: numOf(full, 'priority'),
+    durable: boolOf(full, 'durable'),
+    broker: strOf(full, 'broker') as Amqp1Broker,
   };
   if (str(full.address) !== '') options.address = str(full.address);
   if (str(full.exchange) !== '') options.exchange = str(full.exchange);
   if (str(full.routing_key) !== '') options.routingKey = str(full.routing_key);
-  return { options, requeueOnFail: bool(full.requeue_on_fail, false), redialTimeoutMs: ms(full.redial_timeout, 60_000) };
+  return { options, requeueOnFail: boolOf(full, 'requeue_on_fail'), redialTimeoutMs: msOf(full, 'redial_timeout') };
 }
 
 /** what crossref cannot leave to the schema */

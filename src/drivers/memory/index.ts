@@ -1,7 +1,7 @@
 // The in-process memory driver: its descriptor, as src/drivers/registry.ts lists it.
 // See docs/drivers/memory.md.
 
-import { num } from '../../config/values.js';
+import { numOf } from '../../config/values.js';
 import type { DriverDescriptor } from '../driver.js';
 import { MEMORY_CAPABILITIES } from './capabilities.js';
 import type { MemoryPipelineOptions } from './options.js';
@@ -11,7 +11,7 @@ export const descriptor: DriverDescriptor<MemoryPipelineOptions> = {
   aliases: [],
   capabilities: MEMORY_CAPABILITIES,
   // no connection to redial; no RoadRunner requeue_on_fail (a failed job is dead-lettered)
-  normalizeOptions: ({ full }) => ({ options: { prefetch: num(full.prefetch, 10), priority: num(full.priority, 10) }, requeueOnFail: false, redialTimeoutMs: 0 }),
+  normalizeOptions: ({ full }) => ({ options: { prefetch: numOf(full, 'prefetch'), priority: numOf(full, 'priority') }, requeueOnFail: false, redialTimeoutMs: 0 }),
   async connect({ logger }) {
     const { createMemoryConnection } = await import('./memory.js');
     return createMemoryConnection({ logger: logger.child({ driver: 'memory' }) });
