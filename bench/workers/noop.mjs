@@ -1,6 +1,7 @@
 // The leanest correct protocol v1 worker in Node.js, for `npm run bench`: acks every job at once.
-// Reads stdin in chunks, answers all the jobs of a chunk in one write. Holding nothing, it stays
-// within any JOBRUNNER_MAX_CONCURRENCY (a job is answered before the next chunk is read).
+// Reads stdin in chunks, answers all the jobs of a chunk in one write. Holding nothing (a job is
+// answered before the next chunk is read), it can take any number of jobs at once: its ready frame
+// announces jobrunner's own cap, JOBRUNNER_MAX_CONCURRENCY.
 // BENCH_LATENCY_DIR: record (now - payload.ts) per job, in ms, written to a file there on stop.
 
 import { writeFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ function finish() {
   process.stdin.destroy();
 }
 
+process.stdout.write(JSON.stringify({ type: 'ready', max_concurrency: Number(process.env.JOBRUNNER_MAX_CONCURRENCY) || 1 }) + '\n');
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (chunk) => {
   const text = rest + chunk;

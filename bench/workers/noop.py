@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The leanest correct protocol v1 worker in Python, for `npm run bench`: acks every job at once.
 
-Reads stdin in chunks with os.read, answers all the jobs of a chunk in one os.write. Holding nothing,
-it stays within any JOBRUNNER_MAX_CONCURRENCY (a job is answered before the next chunk is read).
+Reads stdin in chunks with os.read, answers all the jobs of a chunk in one os.write. Holding nothing
+(a job is answered before the next chunk is read), it can take any number of jobs at once: its ready
+frame announces jobrunner's own cap, JOBRUNNER_MAX_CONCURRENCY.
 BENCH_LATENCY_DIR: record (now - payload.ts) per job, in ms, written to a file there on stop.
 """
 import json
@@ -23,6 +24,8 @@ def write_all(data):
 
 
 def main():
+    cap = int(os.environ.get("JOBRUNNER_MAX_CONCURRENCY") or 1)
+    write_all(b'{"type":"ready","max_concurrency":' + str(cap).encode() + b"}\n")
     rest = b""
     while True:
         chunk = os.read(0, 1 << 16)

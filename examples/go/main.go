@@ -37,7 +37,8 @@ func main() {
 	log.Printf("worker ready: pipeline %s, max_concurrency %s", os.Getenv("JOBRUNNER_PIPELINE"), os.Getenv("JOBRUNNER_MAX_CONCURRENCY"))
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 64*1024), 64*1024*1024) // frames may carry large payloads
-	// One job at a time: each job is answered before the next line is read, which is right for any max_concurrency.
+	// One job at a time: say so, and jobrunner sends the next job only once this one is answered.
+	_ = out.Encode(map[string]any{"type": "ready", "max_concurrency": 1})
 	for in.Scan() {
 		var f frame
 		if len(in.Bytes()) == 0 || json.Unmarshal(in.Bytes(), &f) != nil {

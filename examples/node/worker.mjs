@@ -7,16 +7,15 @@
 // {"follow_up":{"job":"X","payload":{...}}} publishes a follow-up job to the same pipeline, anything else acks.
 import { createInterface } from 'node:readline';
 
+// Jobs are worked on concurrently (the work here is asynchronous): the ready frame says how many this
+// worker takes at once; jobrunner sends at most that many (capped by its pool.max_concurrency).
+const CAPACITY = 64;
 const send = (frame) => process.stdout.write(JSON.stringify(frame) + '\n');
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-console.error(`worker ready: pipeline ${process.env.JOBRUNNER_PIPELINE ?? '?'}, max_concurrency ${process.env.JOBRUNNER_MAX_CONCURRENCY ?? 1}`);
+console.error(`worker ready: pipeline ${process.env.JOBRUNNER_PIPELINE ?? '?'}, max_concurrency ${CAPACITY} (jobrunner's cap: ${process.env.JOBRUNNER_MAX_CONCURRENCY ?? '?'})`);
+send({ type: 'ready', max_concurrency: CAPACITY });
 
-// One job at a time: each job is answered before the next line is handled, which is right for any max_concurrency.
-for await (const line of lines) {
-  if (line.trim() === '') continue;
-  const frame = JSON.parse(line);
-  if (frame.type === 'stop') break; // nothing is held between lines, so stopping is just leaving
-  if (frame.type !== 'job') continue; // ignore frame types a later protocol may add
+async function handle(frame) {
   const { id, job, pipeline } = frame;
   const p = frame.payload !== null && typeof frame.payload === 'object' ? frame.payload : {};
   if (p.fail !== undefined) {
@@ -31,4 +30,16 @@ for await (const line of lines) {
     send({ type: 'ack', id });
   }
 }
+
+const held = new Set();
+for await (const line of lines) {
+  if (line.trim() === '') continue;
+  const frame = JSON.parse(line);
+  if (frame.type === 'stop') break; // finish what is held (below), then leave
+  if (frame.type !== 'job') continue; // ignore frame types a later protocol may add
+  const work = handle(frame).catch((err) => send({ type: 'nack', id: frame.id, error: String(err?.message ?? err) }));
+  held.add(work);
+  work.finally(() => held.delete(work));
+}
+await Promise.all(held);
 process.stdin.destroy(); // let the process end even if jobrunner keeps our stdin open

@@ -13,7 +13,8 @@ function logLine(string $text): void { fwrite(STDERR, $text . "\n"); }
 
 logLine('worker ready: pipeline ' . (getenv('JOBRUNNER_PIPELINE') ?: '?') . ', max_concurrency ' . (getenv('JOBRUNNER_MAX_CONCURRENCY') ?: '1'));
 
-// One job at a time: each job is answered before the next line is read, which is right for any max_concurrency.
+// One job at a time: say so, and jobrunner sends the next job only once this one is answered.
+send(['type' => 'ready', 'max_concurrency' => 1]);
 while (($line = fgets(STDIN)) !== false) {
     if (trim($line) === '') continue;
     $frame = json_decode($line, false, 512, JSON_THROW_ON_ERROR); // objects stay objects, so {} is echoed as {}

@@ -24,7 +24,8 @@ def log(text):
 log(f"worker ready: pipeline {os.environ.get('JOBRUNNER_PIPELINE', '?')}, "
     f"max_concurrency {os.environ.get('JOBRUNNER_MAX_CONCURRENCY', '1')}")
 
-# One job at a time: each job is answered before the next line is read, which is right for any max_concurrency.
+# One job at a time: say so, and jobrunner sends the next job only once this one is answered.
+send({"type": "ready", "max_concurrency": 1})
 for line in sys.stdin:
     if not line.strip():
         continue

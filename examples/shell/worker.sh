@@ -8,7 +8,8 @@
 set -euo pipefail
 echo "worker ready: pipeline ${JOBRUNNER_PIPELINE:-?}, max_concurrency ${JOBRUNNER_MAX_CONCURRENCY:-1}" >&2
 
-# One job at a time: each job is answered before the next line is read, which is right for any max_concurrency.
+# One job at a time: say so, and jobrunner sends the next job only once this one is answered.
+echo '{"type":"ready","max_concurrency":1}'
 while IFS= read -r line; do
   [[ -z "${line// /}" ]] && continue
   type=$(jq -r '.type' <<<"$line")

@@ -541,8 +541,9 @@ class Pool extends EventEmitter implements WorkerPool {
 
   private spawnWorker(): WorkerProcess {
     const w = new WorkerProcess(this.nextWorkerId++, this.hooks);
-    // without a ready frame a worker of a multiplexing protocol holds pool.max_concurrency jobs
-    w.capacity = this.protocol.multiplexed ? this.cfg.maxConcurrency : 1;
+    // one job at a time until its ready frame says it can hold more: a plain read-answer-read loop is
+    // always right, and exec_ttl never runs for a job waiting behind another in a serial worker's stdin
+    w.capacity = 1;
     this.workers.add(w);
     const env = this.protocol.env({ pipeline: this.options.pipeline, workerId: w.workerId, maxConcurrency: this.cfg.maxConcurrency });
     w.start(this.options.command, { ...this.baseEnv, ...env }, this.protocol, this.options.pipeline, this.options.cwd);

@@ -111,7 +111,7 @@ test('defaults come from the schema: RoadRunner amqp defaults, pool, http, logs'
   assert.deepEqual(m?.options, { prefetch: 10, priority: 10 });
   assert.deepEqual([a!.requeueOnFail, a!.redialTimeoutMs, m!.requeueOnFail, m!.redialTimeoutMs], [false, 60_000, false, 0]);
   assert.ok(a!.pool.numWorkers >= 1);
-  assert.deepEqual({ ...a!.pool, numWorkers: 0 }, { numWorkers: 0, maxConcurrency: 16, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 60_000, destroyTimeoutMs: 60_000, execTtlMs: 0, maxWorkerMemoryMb: 0 });
+  assert.deepEqual({ ...a!.pool, numWorkers: 0 }, { numWorkers: 0, maxConcurrency: 256, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 60_000, destroyTimeoutMs: 60_000, execTtlMs: 0, maxWorkerMemoryMb: 0 });
   // the schema holds the same defaults (one source of truth)
   const flat = (configSchema() as { definitions: Record<string, { properties: Record<string, { default?: unknown }> }> }).definitions.amqp091Flat!.properties;
   assert.equal(flat.prefetch?.default, 256);
@@ -138,8 +138,8 @@ test('per-pipeline pool and command override jobs.pool and server.command key by
   assert.deepEqual(b?.command, ['/bin/sh', '-c', 'node b.js']);
   assert.deepEqual(a?.env, { A: '1', B: 'x' });
   assert.deepEqual(b?.env, { A: '1', B: 'y' });
-  assert.deepEqual(a?.pool, { numWorkers: 3, maxConcurrency: 16, protocol: 'jobrunner', maxJobs: 7, allocateTimeoutMs: 2000, destroyTimeoutMs: 60_000, execTtlMs: 30_000, maxWorkerMemoryMb: 64 });
-  assert.deepEqual(b?.pool, { numWorkers: 8, maxConcurrency: 16, protocol: 'jobrunner', maxJobs: 7, allocateTimeoutMs: 2000, destroyTimeoutMs: 60_000, execTtlMs: 60_000, maxWorkerMemoryMb: 64 });
+  assert.deepEqual(a?.pool, { numWorkers: 3, maxConcurrency: 256, protocol: 'jobrunner', maxJobs: 7, allocateTimeoutMs: 2000, destroyTimeoutMs: 60_000, execTtlMs: 30_000, maxWorkerMemoryMb: 64 });
+  assert.deepEqual(b?.pool, { numWorkers: 8, maxConcurrency: 256, protocol: 'jobrunner', maxJobs: 7, allocateTimeoutMs: 2000, destroyTimeoutMs: 60_000, execTtlMs: 60_000, maxWorkerMemoryMb: 64 });
   assert.deepEqual([a?.consume, b?.consume], [false, true]);
 });
 

@@ -71,7 +71,10 @@ export const languages: WorkerLanguage[] = [
 
 /** One running worker: write frames, wait for reply frames, stop it and get its exit code. */
 export class WorkerSession {
+  /** answer frames (everything but `ready`) */
   readonly frames: Record<string, unknown>[] = [];
+  /** `ready` frames, and how many answer frames came before each */
+  readonly readies: { frame: Record<string, unknown>; after: number }[] = [];
   readonly nonJsonLines: string[] = [];
   stderr = '';
   private readonly child: ChildProcess;
@@ -103,7 +106,11 @@ export class WorkerSession {
         this.buffered = this.buffered.slice(nl + 1);
         try {
           const v: unknown = JSON.parse(line);
-          if (v !== null && typeof v === 'object' && !Array.isArray(v)) this.frames.push(v as Record<string, unknown>);
+          if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+            const f = v as Record<string, unknown>;
+            if (f['type'] === 'ready') this.readies.push({ frame: f, after: this.frames.length });
+            else this.frames.push(f);
+          }
           else this.nonJsonLines.push(line);
         } catch {
           this.nonJsonLines.push(line);

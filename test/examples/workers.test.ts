@@ -36,6 +36,15 @@ for (const lang of languages) {
       cleanup?.();
     });
 
+    test('announces its capacity once, first: 1 for a serial worker, 64 for the concurrent Node.js one', async () => {
+      const s = start();
+      const job = jobFrame({ to: 'a@b.c' });
+      s.send(job);
+      await s.waitFrames(1);
+      await stopClean(s, 1);
+      assert.deepEqual(s.readies, [{ frame: { type: 'ready', max_concurrency: lang.name === 'node' ? 64 : 1 }, after: 0 }]);
+    });
+
     test('acks a job and logs it to stderr', async () => {
       const s = start();
       const job = jobFrame({ to: 'a@b.c' });

@@ -38,7 +38,7 @@ test('touch restarts exec_ttl: a job touching every 50 ms outlives a 300 ms exec
 });
 
 test('a worker that crashes at start is restarted with backoff, never in a tight loop; crashLoop counts it', TIMEOUT, async () => {
-  const t = testPool('crash-on-start.mjs', { numWorkers: 2, allocateTimeoutMs: 300 }, { timings: { probationMs: 500 } });
+  const t = testPool('crash-on-start.mjs', { numWorkers: 2, allocateTimeoutMs: 300 }, { timings: { probationMs: 10_000 } });
   try {
     await t.pool.start();
     // no worker lives through probation, so the job never reaches one: it waits in vain, and goes back
@@ -55,7 +55,8 @@ test('a worker that crashes at start is restarted with backoff, never in a tight
 });
 
 test('a worker that dies at start takes no job with it: jobs wait for one that lives through probation', TIMEOUT, async () => {
-  const t = testPool('crash-on-start.mjs', { numWorkers: 2, allocateTimeoutMs: 1500 }, { timings: { probationMs: 500 } });
+  // probation longer than any start-up on a busy machine: the crash always comes first
+  const t = testPool('crash-on-start.mjs', { numWorkers: 2, allocateTimeoutMs: 1500 }, { timings: { probationMs: 10_000 } });
   try {
     await t.pool.start();
     const outs = await Promise.all([1, 2, 3, 4].map((i) => t.pool.run(testJob({}, `p${i}`), recorder())));
