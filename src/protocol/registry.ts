@@ -1,5 +1,5 @@
 // The worker protocols `pool.protocol` can name. Adding one: a folder under src/protocol/ that exports a
-// WorkerProtocol (codec.ts), one line here, and the name in schemas/config.schema.json's `protocol` enum
+// WorkerProtocol (codec.ts), one line here, and the name in the `protocol` enum of src/config/schema.base.json (then npm run gen:validator)
 // (test/protocol/registry.test.ts keeps the two lists equal).
 
 import type { WorkerProtocol } from './codec.js';
