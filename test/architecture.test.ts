@@ -43,7 +43,8 @@ const ALLOWED: Record<string, string[]> = {
   'drivers/*': ['config', 'drivers', 'observability'],
   pipelines: ['config', 'drivers', 'pool', 'protocol', 'observability'],
   http: ['protocol', 'observability'],
-  daemon: ['config', 'drivers', 'pipelines', 'pool', 'protocol', 'http', 'observability'],
+  rpc: ['config', 'protocol', 'observability'],
+  daemon: ['config', 'drivers', 'pipelines', 'pool', 'protocol', 'http', 'rpc', 'observability'],
   cli: ['config', 'daemon', 'drivers', 'http', 'protocol', 'observability'],
 };
 

@@ -4,14 +4,14 @@
 
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isMap, isScalar } from 'yaml';
-import { errorMessage } from '../shared/errors.js';
+import { isMap, isScalar, stringify } from 'yaml';
+import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { crossCheck } from './crossref.js';
 import { deepFreeze, normalize } from './normalize.js';
 import { formatProblem, problemsError, sortProblems, type Problem } from './problems.js';
 import { setAsideRoadRunner, type Warning } from './roadrunner.js';
 import { packageRoot, schemaRootKeys, validateSchema } from './schema.js';
-import type { Config } from './types.js';
+import type { Config, PipelineConfig } from './types.js';
 import { parseYaml, type ParsedYaml } from './yaml.js';
 
 export interface CheckResult {
@@ -58,7 +58,40 @@ export function checkConfigText(path: string, text: string, env: NodeJS.ProcessE
   }
   if (problems.length > 0) return { problems: sortProblems(problems), warnings };
   const config = deepFreeze({ ...normalize(resolve(path), raw, full, pipelineOrder(parsed)), warnings: warnings.map(formatProblem) });
+  sources.set(config, deepFreeze(raw));
   return { config, problems: [], warnings };
+}
+
+/** The data each Config came from (interpolated, before defaults), for pipelines declared at run time. */
+const sources = new WeakMap<Config, object>();
+
+/**
+ * A pipeline declared at run time (RoadRunner's jobs.Declare: a map of strings holding name, driver and
+ * the driver's keys) as the file would have it: checked with the same schema and cross-references as
+ * the file (so "16" is 16 and an unknown key is an error), with the file's pool and server defaults, and
+ * consumed. Throws E_CONFIG_SCHEMA listing every problem.
+ */
+export function declaredPipeline(config: Config, settings: Readonly<Record<string, string>>): { pipeline: PipelineConfig; config: Config } {
+  const { name, driver, ...options } = settings;
+  if (!name) throw new JobrunnerError('E_CONFIG_SCHEMA', 'a declared pipeline needs a name');
+  if (!driver) throw new JobrunnerError('E_CONFIG_SCHEMA', `declared pipeline ${JSON.stringify(name)} needs a driver`);
+  const data = structuredClone(sources.get(config) ?? {}) as { jobs?: { pipelines?: Record<string, unknown>; consume?: unknown } };
+  const jobs = (data.jobs ??= {});
+  const pipelines = (jobs.pipelines ??= {});
+  if (name in pipelines) throw new JobrunnerError('E_CONFIG_SCHEMA', `a pipeline named ${JSON.stringify(name)} exists already`);
+  pipelines[name] = { driver, config: options };
+  jobs.consume = [...(Array.isArray(jobs.consume) ? (jobs.consume as unknown[]) : []), name];
+  // the data is already interpolated: {} keeps any `${` left in a value from being read again
+  const file = `<jobs.Declare ${name}>`;
+  const result = checkConfigText(file, stringify(data), {});
+  const declared = result.config?.pipelines.find((p) => p.name === name);
+  if (!declared) {
+    const mine = result.problems.filter((p) => p.path === '' || p.path.startsWith(`jobs.pipelines.${name}`));
+    const lines = (mine.length > 0 ? mine : result.problems).map((p) => `${p.path}: ${p.message}`);
+    throw new JobrunnerError('E_CONFIG_SCHEMA', `declared pipeline ${JSON.stringify(name)} is not valid: ${lines.join('; ')}`, { details: lines });
+  }
+  // the whole file with it: its connection settings (a section the file lacks gets RoadRunner's default)
+  return { pipeline: declared, config: result.config as Config };
 }
 
 /** Loads and checks a file; throws JobrunnerError (E_CONFIG_*) listing every problem. */
@@ -89,7 +122,9 @@ export function embeddedDefaultConfig(): Config {
   ].join('\n');
   const result = checkConfigText('<embedded>', yaml, {});
   if (!result.config) throw problemsError('<embedded>', result.problems);
-  return deepFreeze({ ...result.config, file: '<embedded>' });
+  const config = deepFreeze({ ...result.config, file: '<embedded>' });
+  sources.set(config, sources.get(result.config) ?? {});
+  return config;
 }
 
 /**

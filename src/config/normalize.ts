@@ -103,6 +103,10 @@ export function normalize(file: string, rawData: unknown, fullData: unknown, ord
     pipelines,
     warnings: [],
   };
+  if (full.rpc !== undefined) {
+    const r = obj(full.rpc);
+    config.rpc = { listen: strOf(r, 'listen'), allowUnauthenticated: boolOf(r, 'allow_unauthenticated') };
+  }
   return config;
 }
 

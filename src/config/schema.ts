@@ -164,6 +164,9 @@ function describe(e: ErrorObject, segs: readonly (string | number)[]): string {
       return `must be ${String(p.comparison)} ${String(p.limit)}, not ${show(e.data)}`;
     case 'maximum':
       return `must be ${String(p.comparison)} ${String(p.limit)}, not ${show(e.data)}`;
+    case 'pattern':
+      if (last === 'listen') return `${show(e.data)} is not tcp://host:port or unix:///path`;
+      return `${show(e.data)} does not have the expected form`;
     case 'minLength':
     case 'minItems':
       return 'must not be empty';

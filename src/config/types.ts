@@ -76,6 +76,12 @@ export interface HttpConfig {
   allowUnauthenticated?: boolean;
 }
 
+export interface RpcConfig {
+  /** tcp://host:port or unix:///path */
+  listen: string;
+  allowUnauthenticated: boolean;
+}
+
 export interface Config {
   /** absolute path of the file it came from ('<embedded>' for the built-in default) */
   file: string;
@@ -91,6 +97,8 @@ export interface Config {
    */
   connections: Readonly<Record<string, unknown>>;
   http: HttpConfig;
+  /** RoadRunner's RPC server, present when the file has an `rpc` section */
+  rpc?: RpcConfig;
   logs: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   otel: { enabled: boolean };
   /** in file order */

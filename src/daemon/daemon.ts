@@ -15,6 +15,9 @@ import { startHttpServer, type Control, type HealthReport, type HttpServer, type
 import { createConnection } from './connections.js';
 import { pushedJob } from './push.js';
 import type { Tracing } from '../observability/tracing.js';
+import { declaredPipeline } from '../config/load.js';
+import { startRpcServer, type RpcServer } from '../rpc/server.js';
+import type { RpcControl } from '../rpc/jobs.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -39,7 +42,7 @@ export interface PipelineInfo {
   error: string | null;
 }
 
-export class Daemon implements Control {
+export class Daemon implements Control, RpcControl {
   readonly config: Config;
   readonly metrics: Metrics;
   private readonly logger: Logger;
@@ -48,6 +51,7 @@ export class Daemon implements Control {
   private readonly abort = new AbortController();
   private readonly hurryUp = deferred<void>();
   private http: HttpServer | undefined;
+  private rpc: RpcServer | undefined;
   private started: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private stopping = false;
@@ -65,6 +69,11 @@ export class Daemon implements Control {
     return this.http?.address;
   }
 
+  /** the RPC server's address (tcp://host:port or unix:///path), when it runs */
+  get rpcAddress(): string | undefined {
+    return this.rpc?.address;
+  }
+
   start(): Promise<void> {
     this.started ??= this.doStart();
     return this.started;
@@ -72,34 +81,44 @@ export class Daemon implements Control {
 
   private async doStart(): Promise<void> {
     const { config, logger } = this;
-    for (const p of config.pipelines) {
-      let conn = this.connections.get(p.driver);
-      if (!conn) {
-        conn = await createConnection(p.driver, config, logger);
-        this.watchConnection(conn);
-        this.connections.set(p.driver, conn);
-      }
-      const pipeline = new Pipeline({
-        config: p,
-        broker: conn.pipeline(p),
-        createPool: () => this.makePool(p),
-        publishTo: (name, job) => this.publishTo(name, job),
-        logger,
-        metrics: this.metrics,
-        ...(this.options.tracing ? { traceJob: this.traceJob(this.options.tracing) } : {}),
-      });
-      this.pipelines.set(p.name, pipeline);
-    }
+    for (const p of config.pipelines) await this.addPipeline(p, config);
     this.registerGauges();
     if (config.http.address !== '' && config.http.address !== 'off') {
       this.http = await startHttpServer({ address: config.http.address, token: config.http.token, control: this, logger });
       logger.info({ address: this.http.address }, 'http server listening');
+    }
+    if (config.rpc) {
+      // before any pool starts: workers get its address as RR_RPC
+      this.rpc = await startRpcServer({ listen: config.rpc.listen, allowUnauthenticated: config.rpc.allowUnauthenticated, control: this, logger });
+      logger.info({ address: this.rpc.address }, 'rpc server listening');
     }
     logger.info({ pipelines: [...this.pipelines.keys()], file: config.file }, 'jobrunner started');
     // each connection comes up on its own: a broker that is down does not hold up the others
     for (const conn of this.connections.values()) {
       void this.bringUp(conn);
     }
+  }
+
+  /** a pipeline object on its driver's connection (made on first use); `config` holds the connection's settings */
+  private async addPipeline(p: PipelineConfig, config: Config): Promise<{ pipeline: Pipeline; conn: DriverConnection; isNew: boolean }> {
+    let conn = this.connections.get(p.driver);
+    const isNew = !conn;
+    if (!conn) {
+      conn = await createConnection(p.driver, config, this.logger);
+      this.watchConnection(conn);
+      this.connections.set(p.driver, conn);
+    }
+    const pipeline = new Pipeline({
+      config: p,
+      broker: conn.pipeline(p),
+      createPool: () => this.makePool(p),
+      publishTo: (name, job) => this.publishTo(name, job),
+      logger: this.logger,
+      metrics: this.metrics,
+      ...(this.options.tracing ? { traceJob: this.traceJob(this.options.tracing) } : {}),
+    });
+    this.pipelines.set(p.name, pipeline);
+    return { pipeline, conn, isNew };
   }
 
   /** waits for the connection, then declares its pipelines and consumes those in jobs.consume */
@@ -149,7 +168,9 @@ export class Daemon implements Control {
     const protocol = protocolNamed(p.pool.protocol);
     // the schema's enum lists the registry's names (a test keeps them equal): this is a bug, not a user mistake
     if (protocol === undefined) throw new JobrunnerError('E_INTERNAL', `pipeline ${p.name}: no worker protocol named ${p.pool.protocol}`);
-    const pool = createPool({ pipeline: p.name, command: p.command, env: p.env, cwd: this.config.workdir, pool: p.pool, protocol, logger: this.logger });
+    // RoadRunner gives workers the RPC address, so PHP workers push follow-ups with the same library
+    const env = this.rpc ? { ...p.env, RR_RPC: this.rpc.address } : p.env;
+    const pool = createPool({ pipeline: p.name, command: p.command, env, cwd: this.config.workdir, pool: p.pool, protocol, logger: this.logger });
     pool.on('worker-exit', (info) => {
       if (info.reason !== 'stop') this.metrics.workerRestarts.inc({ pipeline: p.name, reason: info.reason });
     });
@@ -203,6 +224,40 @@ export class Daemon implements Control {
     const job = pushedJob(this.pipeline(name).config, req);
     await this.publishTo(name, job);
     return job.id;
+  }
+
+  pipelineNames(): string[] {
+    return [...this.pipelines.keys()];
+  }
+
+  /**
+   * jobs.Declare over RPC: a pipeline from RoadRunner's string map, checked like the file's pipelines,
+   * declared and consumed now. Resolves once it consumes (or fails with the reason).
+   */
+  async declarePipeline(settings: Record<string, string>): Promise<void> {
+    if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', 'the daemon is shutting down');
+    const name = settings.name ?? '';
+    if (this.pipelines.has(name)) throw new JobrunnerError('E_CONFIG_SCHEMA', `a pipeline named ${JSON.stringify(name)} exists already`);
+    const { pipeline: p, config } = declaredPipeline(this.config, settings);
+    const { pipeline, conn, isNew } = await this.addPipeline(p, config);
+    this.logger.info({ pipeline: p.name, driver: p.driver }, 'pipeline declared over rpc');
+    try {
+      if (isNew) await conn.start(this.abort.signal);
+      await pipeline.declare();
+      await pipeline.resume();
+    } finally {
+      this.settledStart.add(p.name);
+    }
+  }
+
+  /** jobs.Destroy over RPC: stops the pipeline as shutdown would (held jobs go back) and forgets it */
+  async destroyPipeline(name: string): Promise<void> {
+    const p = this.pipeline(name);
+    this.pipelines.delete(name);
+    this.settledStart.delete(name);
+    await p.stop(p.config.pool.destroyTimeoutMs, this.hurryUp.promise);
+    await p.broker.close();
+    this.logger.info({ pipeline: name }, 'pipeline destroyed over rpc');
   }
 
   async pause(name: string): Promise<void> {
@@ -314,6 +369,7 @@ export class Daemon implements Control {
     await step('pipelines', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.stop(p.config.pool.destroyTimeoutMs, this.hurryUp.promise)))));
     await step('links', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.broker.close()))));
     await step('connections', () => Promise.all([...this.connections.values()].map((c) => step(c.driver, () => c.stop()))));
+    await step('rpc', async () => this.rpc?.close());
     await step('http', async () => this.http?.close());
     await step('tracing', async () => this.options.tracing?.shutdown());
     logger.info('stopped');

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   E_PIPELINE_UNKNOWN: 'no pipeline has that name',
   E_HTTP: 'the daemon HTTP API answered with an error or cannot be reached',
   E_SHUTDOWN: 'the daemon is shutting down',
+  E_RPC: 'a goridge RPC call is malformed, names an unknown method, or cannot be served',
+  E_RPC_LISTEN: 'the RPC server cannot listen on rpc.listen',
   E_INTERNAL: 'an unexpected internal error',
 } as const;
 
