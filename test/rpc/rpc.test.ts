@@ -13,6 +13,9 @@ import { brokerUrls } from '../drivers/conformance.js';
 import { FIXTURE_WORKERS, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { CODEC_JSON, RpcClient, RpcError, proto } from '../helpers/rpc-client.js';
 import { encodeParts } from '../../src/protocol/goridge/frame.js';
+import { startRpcServer } from '../../src/rpc/server.js';
+import type { JobrunnerError } from '../../src/shared/errors.js';
+import { pino } from 'pino';
 
 const RECORD = join(FIXTURE_WORKERS, 'rpc-record.mjs');
 
@@ -297,3 +300,30 @@ for (const url of brokerUrls('AMQP1_URLS') ?? []) {
     });
   });
 }
+
+describe('RPC server listen rules', () => {
+  const control = {} as never;
+  const logger = pino({ level: 'silent' });
+
+  test('an address reachable from other hosts is refused without allow_unauthenticated (E_RPC_LISTEN)', async () => {
+    await assert.rejects(startRpcServer({ listen: 'tcp://0.0.0.0:0', allowUnauthenticated: false, control, logger }), (err: JobrunnerError) => err.code === 'E_RPC_LISTEN' && /allow_unauthenticated/.test(err.message));
+    const s = await startRpcServer({ listen: 'tcp://0.0.0.0:0', allowUnauthenticated: true, control, logger });
+    assert.match(s.address, /^tcp:\/\/0\.0\.0\.0:\d+$/);
+    await s.close();
+  });
+
+  test('an address in use is one clear E_RPC_LISTEN error', async () => {
+    const first = await startRpcServer({ listen: 'tcp://127.0.0.1:0', allowUnauthenticated: false, control, logger });
+    await assert.rejects(startRpcServer({ listen: first.address, allowUnauthenticated: false, control, logger }), (err: JobrunnerError) => err.code === 'E_RPC_LISTEN' && /in use/.test(err.message));
+    await first.close();
+  });
+
+  test('a unix socket works and is removed on close', async () => {
+    const path = join(process.env.TMPDIR ?? '/tmp', `jobrunner-rpc-${randomUUID()}.sock`);
+    const s = await startRpcServer({ listen: `unix://${path}`, allowUnauthenticated: false, control, logger });
+    assert.equal(s.address, `unix://${path}`);
+    assert.ok(existsSync(path));
+    await s.close();
+    assert.ok(!existsSync(path));
+  });
+});
