@@ -178,6 +178,16 @@ export class Admin {
     return ids;
   }
 
+  /** deletes a queue now, its messages with it (a fault: the queue goes away under a consumer) */
+  async deleteQueue(name: string): Promise<void> {
+    const ch = await this.conn.createChannel();
+    try {
+      await ch.deleteQueue(name);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
   /** messages ready in the queue (0 when it does not exist) */
   async count(queue: string): Promise<number> {
     const ch = await this.conn.createChannel();
@@ -221,6 +231,11 @@ export class Admin {
       await ch.deleteQueue(q).catch(() => undefined);
       await ch.close().catch(() => undefined);
     }
+  }
+
+  /** closes the connection and deletes nothing; never throws */
+  async close(): Promise<void> {
+    await this.conn.close().catch(() => undefined);
   }
 
   /** deletes every queue it declared or was told about, and closes; never throws */

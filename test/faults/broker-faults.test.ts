@@ -1,0 +1,205 @@
+// Broker faults on private RabbitMQ nodes (3.10 and 4.0, started by the test on their own ports, names and
+// folders; the shared brokers are never touched): the node stopped and started again under load,
+// close_all_connections three times, a memory alarm, and the queue deleted under a consuming daemon, on
+// amqp091 and amqp1. Each case publishes jobs that publish themselves into a collector queue before their
+// ack, then prints published / acked / dead-lettered / queued / lost / duplicates and asserts lost 0 and
+// duplicates within the bound of docs/failures.md (what was in flight: the prefetch per connection loss).
+// One node per version is shared by the cases of this file.
+
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { Admin, daemonYaml, describeTally, tally, within, type Tally, type Target } from '../helpers/faults.js';
+import { RabbitNode, privateNodesSkip, type RabbitVersion } from '../helpers/rabbit-node.js';
+
+const skip = privateNodesSkip(3, 4);
+const PREFETCH = 10;
+const T = { timeout: 120_000 };
+
+/** An admin connection that reconnects when the node closed it (a restart, close_all_connections). */
+class Ops {
+  private admin: Admin | undefined;
+  constructor(private readonly url: string) {}
+  private async open(): Promise<Admin> {
+    this.admin ??= await Admin.open(this.url);
+    return this.admin;
+  }
+  async do<T>(fn: (a: Admin) => Promise<T>): Promise<T> {
+    try {
+      return await fn(await this.open());
+    } catch {
+      await this.admin?.close();
+      this.admin = undefined;
+      return fn(await this.open());
+    }
+  }
+  /** deletes the queues it was told about, and closes */
+  async cleanup(names: string[]): Promise<void> {
+    await this.do(async (a) => a.track(...names)).catch(() => undefined);
+    await this.admin?.cleanup();
+  }
+}
+
+interface Run {
+  ops: Ops;
+  q: string;
+  d: TestDaemon;
+  /** publishes n jobs (sleep ms, then echo); returns their ids */
+  publish(n: number, ms: number): Promise<string[]>;
+  /** distinct ids in the collector so far */
+  collected(): Promise<number>;
+  /** every id of `ids` acked (or dead-lettered) and nothing ready in the queue */
+  allDone(ids: string[], timeoutMs?: number): Promise<void>;
+  account(ids: string[]): Promise<Tally>;
+  connected(): boolean;
+}
+
+async function withDaemon(node: RabbitNode, driver: Target['driver'], what: string, body: (r: Run) => Promise<void>, config = ''): Promise<void> {
+  const ops = new Ops(node.url);
+  const q = Admin.prefix(what);
+  // declared here too: amqp1 cannot declare on RabbitMQ 3.x
+  for (const name of [q, `${q}-echo`, `${q}-dead`]) await ops.do((a) => a.queue(name));
+  const acked: string[] = [];
+  const dead: string[] = [];
+  const drain = async (): Promise<void> => {
+    for (const m of await ops.do((a) => a.drain(`${q}-echo`))) acked.push(m.n ?? '');
+    for (const m of await ops.do((a) => a.drain(`${q}-dead`))) dead.push(m.id);
+  };
+  const d = await startDaemon(
+    daemonYaml({
+      target: { driver, url: node.url },
+      pool: '{ num_workers: 2, max_concurrency: 1, destroy_timeout: 5s, allocate_timeout: 30s }',
+      pipelines: [
+        { name: 'work', queue: q, deadLetter: 'dead', config: `redial_timeout: 120s${config ? `, ${config}` : ''}` },
+        { name: 'echo', queue: `${q}-echo`, consume: false },
+        { name: 'dead', queue: `${q}-dead`, consume: false },
+      ],
+    }),
+    { level: 'info' },
+  );
+  try {
+    await waitFor('ready', () => d.daemon.readiness().ok, 30_000);
+    await body({
+      ops,
+      q,
+      d,
+      publish: async (n, ms) => {
+        const ids = Array.from({ length: n }, () => randomUUID());
+        await ops.do((a) => a.publish(q, ids.map((id) => ({ id, payload: { action: 'sleep', ms, then: 'echo', n: id } }))));
+        return ids;
+      },
+      collected: async () => {
+        await drain();
+        return new Set(acked).size;
+      },
+      allDone: async (ids, timeoutMs = 60_000) => {
+        await waitFor(
+          'every job acked or dead-lettered',
+          async () => {
+            await drain();
+            const done = new Set([...acked, ...dead]);
+            return ids.every((id) => done.has(id)) && (await ops.do((a) => a.count(q))) === 0;
+          },
+          timeoutMs,
+          200,
+        );
+      },
+      account: async (ids) => {
+        await drain();
+        const queued = (await ops.do((a) => a.drain(q))).map((m) => m.id);
+        return tally(ids, acked.filter((id) => ids.includes(id)), dead.filter((id) => ids.includes(id)), queued);
+      },
+      connected: () => d.daemon.health().pipelines['work']?.connected === true,
+    });
+  } finally {
+    await within(d.stop(), 30_000, 'daemon stop');
+    await ops.cleanup([q, `${q}-echo`, `${q}-dead`]);
+  }
+}
+
+function report(tc: TestContext, what: string, c: Tally, bound: number): void {
+  const line = describeTally(what, c);
+  tc.diagnostic(line);
+  assert.equal(c.lost, 0, `${line}; lost ids: ${c.lostIds.join(' ')}`);
+  assert.ok(c.duplicates <= bound, `${line}: duplicates must be bounded by ${bound} (what was in flight at the faults)`);
+}
+
+for (const version of [3, 4] as RabbitVersion[]) {
+  describe(`broker faults on a private RabbitMQ ${version === 3 ? '3.10' : '4.0'} node`, { skip, concurrency: false }, () => {
+    let node: RabbitNode;
+    before(async () => {
+      node = await RabbitNode.start({ version, label: 'faults' });
+    }, { timeout: 180_000 });
+    after(async () => {
+      await node?.remove();
+    });
+
+    for (const driver of ['amqp091', 'amqp1'] as const) {
+      test(`${driver}: the node stopped and started again under load: reconnects, nothing lost`, T, async (tc) => {
+        await withDaemon(node, driver, 'node-restart', async (r) => {
+          const ids = await r.publish(100, 30);
+          await waitFor('20 jobs done', async () => (await r.collected()) >= 20, 30_000, 50);
+          await node.stop();
+          await waitFor('the daemon notices', () => !r.connected(), 30_000);
+          await node.restart();
+          await waitFor('reconnected', () => r.connected(), 60_000);
+          await r.allDone(ids);
+          report(tc, `${driver} on ${version}: node stop/start`, await r.account(ids), PREFETCH);
+        });
+      });
+
+      test(`${driver}: close_all_connections three times under load: reconnects each time, nothing lost`, T, async (tc) => {
+        await withDaemon(node, driver, 'close-all', async (r) => {
+          const ids = await r.publish(120, 60);
+          const disconnects = (): number => r.d.logs.filter((l) => l.msg === 'broker disconnected').length;
+          // RabbitMQ 3.10's close_all_connections leaves its AMQP 1.0 plugin's connections open
+          const reaches = !(driver === 'amqp1' && version === 3);
+          for (let i = 1; i <= 3; i++) {
+            await waitFor(`${25 * i} jobs done`, async () => (await r.collected()) >= 25 * i, 30_000, 50);
+            await node.closeAllConnections(`fault test ${i}`);
+            if (reaches) await waitFor(`the daemon noticed close ${i}`, () => disconnects() >= i, 30_000);
+          }
+          tc.diagnostic(`the daemon saw ${disconnects()} disconnects`);
+          await r.allDone(ids);
+          report(tc, `${driver} on ${version}: close_all_connections x3`, await r.account(ids), 3 * PREFETCH);
+        });
+      });
+
+      test(`${driver}: a memory alarm blocks publishing: the jobs wait, then finish once it clears, nothing lost`, T, async (tc) => {
+        await withDaemon(node, driver, 'memory-alarm', async (r) => {
+          const ids = await r.publish(60, 300);
+          await waitFor('4 jobs done', async () => (await r.collected()) >= 4, 30_000, 50);
+          await node.memoryAlarm(true);
+          try {
+            // the jobs' follow-up publishes are blocked: progress stops while the alarm lasts
+            const a = await r.collected();
+            await new Promise((res) => setTimeout(res, 3000));
+            const b = await r.collected();
+            tc.diagnostic(`during the alarm: ${b - a} more jobs done in 3 s (${b} of ${ids.length})`);
+            assert.ok(b < ids.length, 'the alarm held the stream up');
+          } finally {
+            await node.memoryAlarm(false);
+          }
+          await r.allDone(ids);
+          report(tc, `${driver} on ${version}: memory alarm`, await r.account(ids), PREFETCH);
+        });
+      });
+
+      test(`${driver}: the queue deleted under a consuming daemon: consumes again once it exists, nothing lost`, T, async (tc) => {
+        await withDaemon(node, driver, 'queue-deleted', async (r) => {
+          const first = await r.publish(20, 10);
+          await r.allDone(first);
+          await r.ops.do((a) => a.deleteQueue(r.q));
+          // amqp091 (declare: true) declares it again by itself; otherwise the operator does
+          await new Promise((res) => setTimeout(res, 2000));
+          await r.ops.do((a) => a.queue(r.q));
+          const second = await r.publish(40, 10);
+          await r.allDone(second, 60_000);
+          const c = await r.account([...first, ...second]);
+          report(tc, `${driver} on ${version}: queue deleted and back`, c, 0);
+        });
+      });
+    }
+  });
+}
