@@ -38,8 +38,10 @@ export interface WorkerHooks {
 
 /** Frames buffered on one stdin beyond this stop new jobs going to that worker until it drains. */
 const WRITE_BUFFER_LIMIT = 1024 * 1024;
-/** stderr lines longer than this are not logged */
+/** stderr lines longer than this are not kept whole while they arrive (only their length is logged) */
 const STDERR_MAX_LINE = 64 * 1024;
+/** a stderr line is logged up to this many characters, then cut with a note (a log line stays cheap) */
+export const STDERR_LOG_CHARS = 8 * 1024;
 /** after 'exit', how long to wait for the stdio to close (a grandchild may hold it) */
 const CLOSE_AFTER_EXIT_MS = 2000;
 
@@ -155,7 +157,7 @@ export class WorkerProcess {
     proc.stdout!.on('data', (chunk: Buffer) => decoder.push(chunk));
     proc.stdout!.on('end', () => decoder.end());
     const err = new LineSplitter(
-      (line) => this.hooks.onStderrLine(this, line),
+      (line) => this.hooks.onStderrLine(this, line.length > STDERR_LOG_CHARS ? `${line.slice(0, STDERR_LOG_CHARS)} [cut: the line had ${line.length} characters]` : line),
       (bytes) => this.hooks.onStderrLine(this, `[a stderr line of ${bytes} bytes, too long to log]`),
       STDERR_MAX_LINE,
     );

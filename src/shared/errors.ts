@@ -67,14 +67,51 @@ export function errorMessage(err: unknown): string {
 }
 
 /**
- * Removes secrets from text: the password part of URLs (amqp://user:PASS@host), SAS keys and
- * bearer tokens. Applied to every error message and log line that can carry a URL.
+ * Removes secrets from text: the password part of anything that looks like an address
+ * (scheme://user:PASS@host), SAS keys and bearer tokens. Applied to every error message and log line,
+ * so it is linear in the text and costs one indexOf for a line with no address in it. The password is
+ * found by pattern, not by URL parsing: it runs from the first `:` after `scheme://` to the last `@`
+ * before the next blank or quote, so a password holding `@`, `/` or `+` that was not URL-encoded is
+ * hidden whole (too much hidden beats a secret shown).
  */
 export function redactSecrets(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@\s/]*)@/gi, '$1***@')
-    .replace(/(SharedAccessKey=)[^;\s"']+/gi, '$1***')
-    .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1***');
+  let out = text.includes('://') ? redactUserinfo(text) : text;
+  if (out.length > 16 && /sharedaccesskey=/i.test(out)) out = out.replace(/(SharedAccessKey=)[^;\s"']+/gi, '$1***');
+  if (out.includes('Bearer')) out = out.replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1***');
+  return out;
+}
+
+/** characters that end an address in free text (and in JSON log lines) */
+function endsAddress(c: number): boolean {
+  // blank, ", ', <, >, `, and control characters
+  return c <= 0x20 || c === 0x22 || c === 0x27 || c === 0x3c || c === 0x3e || c === 0x60;
+}
+
+/** scheme://user:PASS@host -> scheme://user:***@host for every address in text, in one pass. */
+function redactUserinfo(text: string): string {
+  let out = '';
+  let copied = 0;
+  let from = 0;
+  for (;;) {
+    const sep = text.indexOf('://', from);
+    if (sep === -1) break;
+    const start = sep + 3;
+    let end = start;
+    while (end < text.length && !endsAddress(text.charCodeAt(end))) end++;
+    // the last @ of this address, then the first : before it: every character is looked at once more at most
+    let at = end - 1;
+    while (at >= start && text.charCodeAt(at) !== 0x40) at--;
+    if (at >= start) {
+      let colon = start;
+      while (colon < at && text.charCodeAt(colon) !== 0x3a) colon++;
+      if (colon < at) {
+        out += text.slice(copied, colon + 1) + '***';
+        copied = at;
+      }
+    }
+    from = end;
+  }
+  return copied === 0 ? text : out + text.slice(copied);
 }
 
 /** Removes the password from one URL, keeping everything else (for logs and /pipelines). */
