@@ -1,0 +1,31 @@
+// The driver conformance suite against the in-process memory driver: the same cases as every broker
+// driver; the connection-cut case is skipped by its capabilities (inProcess), and its broker-side dead
+// letters are read from its dead-letter list.
+
+import { createMemoryConnection, type MemoryPipeline } from '../../src/drivers/memory/memory.js';
+import type { PipelineConfig } from '../../src/config/types.js';
+import type { MemoryPipelineOptions } from '../../src/drivers/memory/options.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { runConformance } from './conformance.js';
+
+runConformance('memory', async () => {
+  const conn = createMemoryConnection({ logger: silentLogger() });
+  return {
+    conn,
+    pipeline(opts): PipelineConfig<MemoryPipelineOptions> {
+      return {
+        name: opts.name,
+        driver: 'memory',
+        command: ['/bin/true'],
+        env: {},
+        pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner' },
+        consume: true,
+        requeueOnFail: false,
+        redialTimeoutMs: 0,
+        options: { prefetch: opts.prefetch ?? 10, priority: 0 },
+      };
+    },
+    deadLettered: (pipe) => (pipe as MemoryPipeline).deadLetters.map((d) => d.job.id),
+    cleanup: async () => undefined,
+  };
+});
