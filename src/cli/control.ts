@@ -29,6 +29,9 @@ async function api(address: string, method: 'GET' | 'POST', path: string, body?:
   } catch {
     // not JSON: keep the text
   }
+  if (res.status === 401 || res.status === 403) {
+    throw new JobrunnerError('E_HTTP', `${method} ${path}: ${res.status} invalid token: ${token ? 'the daemon refused the token given' : 'the daemon wants a token'} (--token, http.token of -c, or $JOBRUNNER_TOKEN)`);
+  }
   if (!res.ok) {
     const msg = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String((parsed as { error: unknown }).error) : text;
     throw new JobrunnerError('E_HTTP', `${method} ${path}: ${res.status} ${msg}`);
@@ -36,10 +39,23 @@ async function api(address: string, method: 'GET' | 'POST', path: string, body?:
   return parsed;
 }
 
-function parsePayload(text: string): unknown {
+export type PayloadMode = 'auto' | 'json' | 'text';
+
+/**
+ * The payload as the worker will see it. auto: JSON when it parses, else the text as a string, except that
+ * text that looks like JSON (starts with `{`, `[` or `"`) and does not parse is an error, not silently a
+ * string. json: it must parse. text: always the string as given.
+ */
+export function parsePayload(text: string, mode: PayloadMode = 'auto'): unknown {
+  if (mode === 'text') return text;
   try {
     return JSON.parse(text);
-  } catch {
+  } catch (err) {
+    const looksLikeJson = /^\s*[[{"]/.test(text);
+    if (mode === 'json' || looksLikeJson) {
+      const why = errorMessage(err);
+      throw new JobrunnerError('E_USAGE', `the payload is not valid JSON (${why})${mode === 'json' ? '' : '; pass --text to send it as a string'}`);
+    }
     return text;
   }
 }
@@ -62,7 +78,8 @@ function parseHeaders(list: string[]): Record<string, string[]> {
 }
 
 export async function runPush(opts: PushCliOptions & { pipeline: string; job: string; payload: string }, config: Config | undefined): Promise<void> {
-  const payload = parsePayload(opts.payload === '-' ? await readStdin() : opts.payload);
+  if (opts.text && opts.jsonPayload) throw new JobrunnerError('E_USAGE', '--text and --json-payload say different things: pass one');
+  const payload = parsePayload(opts.payload === '-' ? await readStdin() : opts.payload, opts.text ? 'text' : opts.jsonPayload ? 'json' : 'auto');
   const req: PushRequest = {
     job: opts.job,
     payload,
@@ -99,11 +116,22 @@ async function pushDirect(config: Config, name: string, req: PushRequest, timeou
   const p = config.pipelines.find((x) => x.name === name);
   if (!p) throw new JobrunnerError('E_PIPELINE_UNKNOWN', `no pipeline named ${name}`);
   const conn = await createConnection(p.driver, config, silentLogger());
-  const signal = AbortSignal.timeout(timeoutSeconds * 1000);
+  // a push is one attempt: once every address of the connection has answered with an error (refused,
+  // wrong password, unknown host), waiting out --timeout would only hide that answer
+  const section = driverFor(p.driver).section?.name;
+  const addresses = (section ? (config.connections[section] as { urls?: unknown[] } | undefined)?.urls?.length : undefined) ?? 1;
+  const gaveUp = new AbortController();
+  let failures = 0;
+  conn.on('status', () => {
+    const s = conn.status();
+    if (!s.connected && s.error !== undefined && ++failures >= addresses) gaveUp.abort();
+  });
+  const signal = AbortSignal.any([AbortSignal.timeout(timeoutSeconds * 1000), gaveUp.signal]);
   try {
     await conn.start(signal);
     if (!conn.status().connected) {
-      throw new JobrunnerError('E_BROKER_CONNECT', `cannot reach the broker of pipeline ${name} within ${timeoutSeconds}s: ${conn.status().error ?? 'no answer'}`);
+      const within = gaveUp.signal.aborted ? '' : ` within ${timeoutSeconds}s`;
+      throw new JobrunnerError('E_BROKER_CONNECT', `cannot reach the broker of pipeline ${name}${within}: ${conn.status().error ?? 'no answer'}`);
     }
     const broker = conn.pipeline(p);
     await broker.declare();

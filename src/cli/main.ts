@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import type { Config } from '../config/types.js';
+import type { Config, HttpConfig } from '../config/types.js';
 import { JobrunnerError, errorMessage, redactSecrets } from '../shared/errors.js';
 import { describeDrivers } from '../drivers/registry.js';
 import { runServe } from './serve.js';
@@ -86,7 +86,7 @@ function program(): Command {
     .description('publish one job through the pipeline (straight to its broker; an in-process pipeline, or with --address: through the running daemon)')
     .argument('<pipeline>', 'pipeline name')
     .argument('<job>', 'job name')
-    .argument('[payload]', 'payload: JSON, or text; - reads stdin', 'null')
+    .argument('[payload]', 'payload: JSON when it parses, else text (text that looks like JSON must parse); - reads stdin', 'null')
     .option('-c, --config <file>', 'configuration file')
     .option('--header <k=v>', 'a header (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--delay <seconds>', 'deliver after this many seconds', parseNumber)
@@ -95,6 +95,8 @@ function program(): Command {
     .option('--address <host:port>', "push through a running daemon's HTTP API")
     .option('--token <token>', 'bearer token for the HTTP API (default: $JOBRUNNER_TOKEN)')
     .option('--timeout <seconds>', 'give up connecting or waiting for the confirm after this long', parseNumber, 30)
+    .option('--text', 'send the payload as a string, as given')
+    .option('--json-payload', 'the payload must be JSON (an error when it does not parse)')
     .option('--json', 'print {id, pipeline} as JSON')
     .action(async (pipeline: string, job: string, payload: string, opts: PushCliOptions) => {
       // without -c and without a jobs.yaml, push targets the embedded default daemon (in-process pipeline "default")
@@ -149,6 +151,8 @@ export interface PushCliOptions {
   token?: string;
   timeout: number;
   json?: boolean;
+  text?: boolean;
+  jsonPayload?: boolean;
 }
 
 function parseNumber(value: string): number {
@@ -157,19 +161,23 @@ function parseNumber(value: string): number {
   return n;
 }
 
+/** the http section of -c, $JOBRUNNER_CONFIG, ./jobs.yaml or ./.rr.yaml, when one is there (nothing else is read) */
+async function httpOf(opts: { config?: string }): Promise<HttpConfig | undefined> {
+  const path = resolveConfigPath(opts.config);
+  if (path === undefined) return undefined;
+  const { loadHttpSection } = await import('../config/index.js');
+  return loadHttpSection(path, process.env);
+}
+
 async function addressOf(opts: { config?: string; address?: string }): Promise<string> {
   if (opts.address) return opts.address;
-  if (opts.config || process.env['JOBRUNNER_CONFIG'] || existsSync('jobs.yaml')) {
-    const config = await loadFrom(opts.config, false);
-    return config.http.address;
-  }
-  return '127.0.0.1:2114';
+  return (await httpOf(opts))?.address ?? '127.0.0.1:2114';
 }
 
 async function tokenOf(opts: { config?: string }): Promise<string | undefined> {
   if (opts.config) {
-    const config = await loadFrom(opts.config, false);
-    if (config.http.token) return config.http.token;
+    const token = (await httpOf(opts))?.token;
+    if (token) return token;
   }
   return process.env['JOBRUNNER_TOKEN'] || undefined;
 }

@@ -1,7 +1,7 @@
 // The configuration's public face: load a file, check one (for `jobrunner validate`), the built-in
 // default, and the JSON Schema (for `jobrunner schema`).
 
-export { loadConfig, checkConfig, checkConfigText, embeddedDefaultConfig, type CheckResult } from './load.js';
+export { loadConfig, loadHttpSection, checkConfig, checkConfigText, embeddedDefaultConfig, type CheckResult } from './load.js';
 export { configSchema } from './schema.js';
 export { formatProblem, type Problem } from './problems.js';
 export { toArgv } from './normalize.js';

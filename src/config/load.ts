@@ -11,7 +11,7 @@ import { deepFreeze, normalize } from './normalize.js';
 import { formatProblem, problemsError, sortProblems, type Problem } from './problems.js';
 import { setAsideRoadRunner, type Warning } from './roadrunner.js';
 import { packageRoot, schemaRootKeys, validateSchema } from './schema.js';
-import type { Config, PipelineConfig } from './types.js';
+import type { Config, HttpConfig, PipelineConfig } from './types.js';
 import { parseYaml, type ParsedYaml } from './yaml.js';
 
 export interface CheckResult {
@@ -147,4 +147,30 @@ function pipelineOrder(parsed: ParsedYaml): string[] | undefined {
   const pipelines = jobs.items.find((p) => isScalar(p.key) && p.key.value === 'pipelines')?.value;
   if (!isMap(pipelines)) return undefined;
   return pipelines.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key));
+}
+
+/**
+ * Only the control API's part of a file (http.address, http.token), for the commands that talk to a
+ * running daemon (status, pause, resume, workers, reset): a variable left unset elsewhere in the file (a
+ * broker password the operator's shell does not have) must not stop them. An http section in RoadRunner's
+ * HTTP-plugin shape is not the control API, as for serve.
+ */
+export function loadHttpSection(path: string, env: NodeJS.ProcessEnv = process.env): HttpConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err);
+    throw problemsError(path, [{ file: path, line: 0, col: 0, path: '', message: `cannot read the configuration: ${reason}`, code: 'E_CONFIG_READ' }]);
+  }
+  const { parsed, problems } = parseYaml(path, text, env);
+  const mine = problems.filter((p) => p.code === 'E_CONFIG_YAML' || p.path === 'http' || p.path.startsWith('http.'));
+  if (!parsed || mine.length > 0) throw problemsError(path, mine.length > 0 ? mine : problems);
+  const data = parsed.data;
+  const http = data !== null && typeof data === 'object' ? (data as { http?: unknown }).http : undefined;
+  const section = http !== null && typeof http === 'object' && !Array.isArray(http) ? (http as Record<string, unknown>) : {};
+  if (Object.keys(section).some((k) => !['address', 'token', 'allow_unauthenticated'].includes(k))) return { address: '127.0.0.1:2114' };
+  const address = section.address === undefined ? '127.0.0.1:2114' : String(section.address);
+  const token = section.token === undefined || section.token === null ? '' : String(section.token);
+  return { address, ...(token !== '' ? { token } : {}) };
 }

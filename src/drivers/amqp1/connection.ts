@@ -174,6 +174,7 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection {
         failures += 1;
         const msg = `amqp1 cannot connect to ${redactUrl(url)}: ${errorMessage(err)}`;
         this.statusValue = { ...this.statusValue, error: msg, url: redactUrl(url) };
+        this.emit('status', this.status());
         if (failures === 1) this.logger.error({ code: 'E_BROKER_CONNECT', url: redactUrl(url) }, msg);
         else this.logger.debug({ code: 'E_BROKER_CONNECT', url: redactUrl(url), failures }, msg);
         if (signal.aborted) break;
