@@ -3,13 +3,13 @@
 
 import type { Config } from '../config/types.js';
 import { Daemon } from '../daemon/daemon.js';
-import { createLogger } from '../observability/logger.js';
+import { createConfiguredLogger } from '../observability/logger.js';
 import type { Tracing } from '../observability/tracing.js';
 import { deferred } from '../shared/deferred.js';
 import { errorMessage } from '../shared/errors.js';
 
 export async function runServe(config: Config): Promise<number> {
-  const logger = createLogger({ level: config.logs.level });
+  const logger = await createConfiguredLogger(config.logs);
   let tracing: Tracing | undefined;
   if (config.otel.enabled) {
     const { startTracing } = await import('../observability/otel.js');

@@ -97,7 +97,10 @@ export function normalize(file: string, rawData: unknown, fullData: unknown, ord
       ...(boolOf(http, 'allow_unauthenticated') ? { allowUnauthenticated: true } : {}),
       ...(str(http.token) !== '' ? { token: str(http.token) } : {}),
     },
-    logs: { level: (level === 'panic' ? 'fatal' : level) as Config['logs']['level'] },
+    logs: {
+      level: (level === 'panic' ? 'fatal' : level) as Config['logs']['level'],
+      ...logOutput(obj(full.logs)),
+    },
     otel: { enabled: boolOf(obj(full.otel), 'enabled') },
     connections: sections(full),
     pipelines,
@@ -126,4 +129,11 @@ export function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value as object)) deepFreeze(v);
   }
   return value;
+}
+
+/** RoadRunner's logs keys: `encoding` decides, else `mode: development` means console; JSON otherwise. */
+function logOutput(logs: Obj): Pick<Config['logs'], 'encoding' | 'output'> {
+  const encoding = logs.encoding === 'console' || logs.encoding === 'json' ? logs.encoding : logs.mode === 'development' ? 'console' : 'json';
+  const output = str(logs.output, 'stdout');
+  return { ...(encoding === 'console' ? { encoding } : {}), ...(output !== 'stdout' ? { output } : {}) };
 }

@@ -99,7 +99,13 @@ export interface Config {
   http: HttpConfig;
   /** RoadRunner's RPC server, present when the file has an `rpc` section */
   rpc?: RpcConfig;
-  logs: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+  logs: {
+    level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    /** json lines (the default) or one human line per event; from logs.encoding, else logs.mode */
+    encoding?: 'json' | 'console';
+    /** stdout (the default), stderr or a file path */
+    output?: string;
+  };
   otel: { enabled: boolean };
   /** in file order */
   pipelines: PipelineConfig[];

@@ -11,6 +11,31 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
+/**
+ * The daemon's logger from the `logs` section: JSON lines, or with `encoding: console` one human line per
+ * event through pino-pretty (loaded only then); to stdout, stderr or a file. Redaction runs before either.
+ */
+export async function createConfiguredLogger(logs: { level: string; encoding?: 'json' | 'console'; output?: string }): Promise<Logger> {
+  const output = logs.output ?? 'stdout';
+  const fd = output === 'stdout' ? 1 : output === 'stderr' ? 2 : undefined;
+  if (logs.encoding !== 'console') {
+    return createLogger({ level: logs.level, destination: pino.destination(fd !== undefined ? { dest: fd, sync: false } : { dest: output, mkdir: true, append: true, sync: false }) as unknown as NodeJS.WritableStream });
+  }
+  const { default: pretty } = await import('pino-pretty');
+  const colorize = fd !== undefined && process[fd === 1 ? 'stdout' : 'stderr'].isTTY === true;
+  const stream = pretty({
+    colorize,
+    destination: fd ?? output,
+    mkdir: true,
+    append: true,
+    sync: false,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'name',
+    singleLine: true,
+  });
+  return createLogger({ level: logs.level, destination: stream });
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const dest = options.destination ?? pino.destination({ dest: 1, sync: false });
   return pino(
