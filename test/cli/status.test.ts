@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,9 +19,15 @@ let daemon: ChildProcess | undefined;
 let exited: Promise<number | null> | undefined;
 let address = '';
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000, env: { ...process.env, JOBRUNNER_CONFIG: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+// async, not spawnSync: a blocked event loop keeps fetch from noticing that the daemon closed an idle
+// keep-alive socket, and its next request then fails with "other side closed"
+function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000, env: { ...process.env, JOBRUNNER_CONFIG: '' } }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
+      resolve({ status: code, stdout, stderr });
+    });
+  });
 }
 
 function received(): Array<{ id: string; pipeline: string }> {
@@ -91,8 +97,8 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('status prints every pipeline as a table', () => {
-  const r = cli('status', '--address', address);
+test('status prints every pipeline as a table', async () => {
+  const r = await cli('status', '--address', address);
   assert.equal(r.status, 0, r.stderr);
   const [head, ...rows] = r.stdout.trimEnd().split('\n');
   assert.deepEqual(head?.split(/\s+/), ['PIPELINE', 'DRIVER', 'QUEUE', 'CONSUMING', 'READY', 'ACTIVE', 'DELAYED', 'WORKERS', 'ERROR']);
@@ -107,7 +113,7 @@ test('status prints every pipeline as a table', () => {
 });
 
 test('status --json is the /pipelines answer', async () => {
-  const r = cli('status', '--address', address, '--json');
+  const r = await cli('status', '--address', address, '--json');
   assert.equal(r.status, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
   assert.deepEqual(rows, (await http('GET', `http://${address}/pipelines`)).body);
@@ -115,19 +121,19 @@ test('status --json is the /pipelines answer', async () => {
 });
 
 test('pause and resume change what status shows; push --address runs a job', async () => {
-  const paused = cli('pause', 'orders', '--address', address);
+  const paused = await cli('pause', 'orders', '--address', address);
   assert.equal(paused.status, 0, paused.stderr);
   assert.equal(paused.stdout, 'orders: paused\n');
   assert.equal((await http('GET', `http://${address}/ready`)).status, 503);
 
-  const pushed = cli('push', 'orders', 'Ship', '{"do":"ack"}', '--address', address, '--id', 'cli-job-1', '--json');
+  const pushed = await cli('push', 'orders', 'Ship', '{"do":"ack"}', '--address', address, '--id', 'cli-job-1', '--json');
   assert.equal(pushed.status, 0, pushed.stderr);
   assert.deepEqual(JSON.parse(pushed.stdout), { id: 'cli-job-1', pipeline: 'orders' });
-  const table = cli('status', '--address', address).stdout.split('\n');
+  const table = (await cli('status', '--address', address)).stdout.split('\n');
   assert.deepEqual(table[1]?.split(/\s+/).slice(0, 5), ['orders', 'memory', 'orders', 'no', '1']);
   assert.equal(received().length, 0, 'nothing runs while paused');
 
-  const resumed = cli('resume', 'orders', '--address', address, '--json');
+  const resumed = await cli('resume', 'orders', '--address', address, '--json');
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.deepEqual(JSON.parse(resumed.stdout), { pipeline: 'orders', consuming: true });
   await waitFor('the pushed job ran', () => received().some((r) => r.id === 'cli-job-1' && r.pipeline === 'orders'));
@@ -144,11 +150,11 @@ async function freePort(): Promise<number> {
 }
 
 test('errors: an unknown pipeline, and no daemon at the address, are one line and exit 1', async () => {
-  const unknown = cli('pause', 'nope', '--address', address);
+  const unknown = await cli('pause', 'nope', '--address', address);
   assert.equal(unknown.status, 1);
   assert.match(unknown.stderr, /^jobrunner: POST \/pipelines\/nope\/pause: 404 no pipeline named "nope".*\[E_HTTP\]\n$/);
   const port = await freePort();
-  const none = cli('status', '--address', `127.0.0.1:${port}`);
+  const none = await cli('status', '--address', `127.0.0.1:${port}`);
   assert.equal(none.status, 1);
   assert.match(none.stderr, new RegExp(`^jobrunner: no jobrunner daemon answers at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\); is it running\\?.*\\n$`));
 });
