@@ -4,6 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { ROOT } from './helpers/daemon.js';
@@ -113,4 +114,23 @@ test('pipelines/, observability/, http/ and cli/ name no driver: they read capab
 test('the driver-name check would catch a name (it is not vacuous)', () => {
   assert.match("if (config.driver !== 'memory')", /\b(amqp091|amqp1|amqp|memory|nats|sqs)\b/i);
   assert.ok(files(join(SRC, 'pipelines')).length > 2);
+});
+
+/** dependency-cruiser with .dependency-cruiser.cjs (no-circular, type-only imports included) on `paths` */
+function cruise(...paths: string[]): { status: number | null; out: string } {
+  const bin = join(ROOT, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs');
+  const r = spawnSync(process.execPath, [bin, ...paths, '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], { cwd: ROOT, encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test('no circular imports in src/, type-only imports included (dependency-cruiser)', { timeout: 120_000 }, () => {
+  const r = cruise('src');
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.out, /no dependency violations found \((\d{2,}) modules/);
+});
+
+test('the circular-import check sees a type-only cycle (it is not vacuous)', { timeout: 120_000 }, () => {
+  const r = cruise('test/fixtures/import-cycle');
+  assert.notEqual(r.status, 0);
+  assert.match(r.out, /no-circular: test\/fixtures\/import-cycle\/a\.ts/);
 });

@@ -2,7 +2,6 @@
 // broker pipeline without --address) publish straight through the pipeline's driver.
 
 import type { Config } from '../config/types.js';
-import type { PushCliOptions } from './main.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { silentLogger } from '../observability/logger.js';
 import { driverFor } from '../drivers/registry.js';
@@ -75,6 +74,21 @@ function parseHeaders(list: string[]): Record<string, string[]> {
     (headers[k] ??= []).push(h.slice(i + 1));
   }
   return headers;
+}
+
+/** `jobrunner push` options as commander parses them (src/cli/main.ts) */
+export interface PushCliOptions {
+  config?: string;
+  header: string[];
+  delay?: number;
+  priority?: number;
+  id?: string;
+  address?: string;
+  token?: string;
+  timeout: number;
+  json?: boolean;
+  text?: boolean;
+  jsonPayload?: boolean;
 }
 
 export async function runPush(opts: PushCliOptions & { pipeline: string; job: string; payload: string }, config: Config | undefined): Promise<void> {

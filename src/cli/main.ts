@@ -8,7 +8,7 @@ import type { Config, HttpConfig } from '../config/types.js';
 import { JobrunnerError, errorMessage, redactSecrets } from '../shared/errors.js';
 import { describeDrivers } from '../drivers/registry.js';
 import { runServe } from './serve.js';
-import { runPush, runStatus, runControl } from './control.js';
+import { runPush, runStatus, runControl, type PushCliOptions } from './control.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -139,20 +139,6 @@ function program(): Command {
 
   cmd.addOption(new Option('--no-color', 'accepted for compatibility; output has no colour').hideHelp());
   return cmd;
-}
-
-export interface PushCliOptions {
-  config?: string;
-  header: string[];
-  delay?: number;
-  priority?: number;
-  id?: string;
-  address?: string;
-  token?: string;
-  timeout: number;
-  json?: boolean;
-  text?: boolean;
-  jsonPayload?: boolean;
 }
 
 function parseNumber(value: string): number {

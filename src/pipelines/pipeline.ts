@@ -9,12 +9,11 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics, PipelineMetrics } from '../observability/metrics.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { deferred, type Deferred } from '../shared/deferred.js';
-import { settle, type SettleContext } from './settle.js';
+import { settle, type PublishTo, type SettleContext } from './settle.js';
 import { followUpJob } from './outgoing.js';
 import { checkCapabilities } from './capability-checks.js';
 
-/** Publishes a job to a pipeline by name (follow-ups, dead letters): the daemon routes it. */
-export type PublishTo = (pipeline: string, job: OutgoingJob) => Promise<void>;
+export type { PublishTo } from './settle.js';
 
 export interface PipelineOptions {
   config: PipelineConfig;

@@ -5,14 +5,16 @@
 // broker), so no path loses a message.
 
 import type { PipelineConfig } from '../config/types.js';
-import type { BrokerPipeline, Delivery } from '../drivers/driver.js';
+import type { BrokerPipeline, Delivery, OutgoingJob } from '../drivers/driver.js';
 import type { JobOutcome } from '../pool/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobOutcomeLabel, PipelineMetrics } from '../observability/metrics.js';
 import { backoffDelay } from '../shared/backoff.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { againJob, deadLetterJob } from './outgoing.js';
-import type { PublishTo } from './pipeline.js';
+
+/** Publishes a job to a pipeline by name (follow-ups, dead letters): the daemon routes it. */
+export type PublishTo = (pipeline: string, job: OutgoingJob) => Promise<void>;
 
 export interface SettleContext {
   config: PipelineConfig;

@@ -6,7 +6,7 @@
 
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import amqp, { type ChannelModel } from 'amqplib';
 import type { PipelineConfig } from '../../config/types.js';
 import type { Amqp091ConnectionConfig, Amqp091PipelineOptions } from './options.js';
 import type { Logger } from '../../observability/logger.js';
@@ -15,6 +15,7 @@ import { sleep } from '../../shared/deferred.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js';
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import { Amqp091Pipeline } from './pipeline.js';
+import { Session, type SessionHost } from './session.js';
 
 /** RoadRunner's (amqp091-go's) default heartbeat, used when the URL sets none. */
 const DEFAULT_HEARTBEAT_S = 10;
@@ -30,74 +31,7 @@ export function createAmqp091Connection(options: Amqp091ConnectionOptions): Driv
   return new Amqp091Connection(options);
 }
 
-/** One live broker connection and what hangs off it. */
-export class Session {
-  closed = false;
-  private pubPromise: Promise<ConfirmChannel> | undefined;
-  /** rejecters of publishes waiting for a confirm, per publish channel */
-  readonly pending = new Set<(err: Error) => void>();
-  /** message ids the broker returned as unroutable (mandatory publishes); the confirm follows the return */
-  readonly returned = new Map<string, number>();
-  /** delay queues declared on this connection, with when (ms epoch) */
-  readonly delayQueues = new Map<string, number>();
-
-  constructor(
-    readonly id: number,
-    readonly model: ChannelModel,
-    private readonly logger: Logger,
-  ) {}
-
-  /** The shared confirm channel, (re)opened on demand: a channel error must not need a reconnect. */
-  publishChannel(): Promise<ConfirmChannel> {
-    if (this.closed) return Promise.reject(new JobrunnerError('E_PUBLISH', 'the broker connection is closed'));
-    if (this.pubPromise !== undefined) return this.pubPromise;
-    const p = this.model.createConfirmChannel().then((ch) => {
-      ch.on('error', (err: unknown) => this.logger.warn({ code: 'E_BROKER_CLOSED' }, `amqp091 publish channel error: ${errorMessage(err)}`));
-      ch.on('return', (msg: { properties: { messageId?: unknown } }) => {
-        const id = msg.properties.messageId;
-        if (typeof id === 'string') this.returned.set(id, (this.returned.get(id) ?? 0) + 1);
-      });
-      ch.on('close', () => {
-        if (this.pubPromise === p) this.pubPromise = undefined;
-        this.failPending('the publish channel closed before the broker confirmed');
-      });
-      return ch;
-    });
-    p.catch(() => {
-      if (this.pubPromise === p) this.pubPromise = undefined;
-    });
-    this.pubPromise = p;
-    return p;
-  }
-
-  /** Runs fn on a short-lived channel, so a failing check or declare cannot kill a shared one. */
-  async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
-    const ch = await this.model.createChannel();
-    ch.on('error', () => undefined); // the rejected call reports it
-    try {
-      return await fn(ch);
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
-  }
-
-  /** true once for each return of this message id */
-  takeReturned(messageId: string): boolean {
-    const n = this.returned.get(messageId);
-    if (n === undefined) return false;
-    if (n <= 1) this.returned.delete(messageId);
-    else this.returned.set(messageId, n - 1);
-    return true;
-  }
-
-  failPending(reason: string): void {
-    const rejecters = [...this.pending];
-    this.pending.clear();
-    for (const r of rejecters) r(new JobrunnerError('E_PUBLISH', reason));
-  }
-}
-
-export class Amqp091Connection extends EventEmitter implements DriverConnection {
+export class Amqp091Connection extends EventEmitter implements DriverConnection, SessionHost {
   readonly driver = 'amqp091' as const;
   private readonly config: Amqp091ConnectionConfig;
   readonly logger: Logger;

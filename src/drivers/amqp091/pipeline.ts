@@ -12,7 +12,7 @@ import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, ty
 import { AMQP091_CAPABILITIES } from './capabilities.js';
 import { decodeMessageSafely } from './codec.js';
 import { encodeJob } from './codec.js';
-import type { Amqp091Connection, Session } from './connection.js';
+import type { Session, SessionHost } from './session.js';
 import { bindArgs, delayQueueArgs, delayQueueName, matchHeaders, publishTarget } from './topology.js';
 
 type Amqp091PipelineConfig = PipelineConfig<Amqp091PipelineOptions>;
@@ -109,7 +109,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
   private restoreFailures = 0;
 
   constructor(
-    private readonly conn: Amqp091Connection,
+    private readonly conn: SessionHost,
     private readonly config: Amqp091PipelineConfig,
   ) {
     this.name = config.name;

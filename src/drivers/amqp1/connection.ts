@@ -17,6 +17,7 @@ import { RECONNECT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../share
 import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
 import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
+import type { ConnectionHost, LiveConnection } from './live.js';
 import { Amqp1Pipeline } from './pipeline.js';
 import { installLeanFrames, quietDisabledRheaLoggers } from './rhea-patches.js';
 
@@ -32,22 +33,13 @@ export interface Amqp1ConnectionOptions {
   connectTimeoutMs?: number;
 }
 
-/** What a pipeline needs of the live connection. */
-export interface LiveConnection {
-  connection: Connection;
-  /** increases with every new connection: deliveries of another generation are stale */
-  generation: number;
-  broker: BrokerInfo;
-  host: string;
-  /** RabbitMQ 4's /management node on this connection (created on first use) */
-  rabbitManagement(): ManagementLink;
-}
+export type { LiveConnection } from './live.js';
 
 export function createAmqp1Connection(options: Amqp1ConnectionOptions): DriverConnection {
   return new Amqp1Connection(options);
 }
 
-export class Amqp1Connection extends EventEmitter implements DriverConnection {
+export class Amqp1Connection extends EventEmitter implements DriverConnection, ConnectionHost {
   readonly driver = 'amqp1' as const;
   private readonly logger: Logger;
   private readonly backoff: BackoffPolicy;
@@ -97,8 +89,8 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection {
   }
 
   /** @internal pipelines drop themselves when closed */
-  forget(p: Amqp1Pipeline): void {
-    this.pipelines.delete(p);
+  forget(p: object): void {
+    this.pipelines.delete(p as Amqp1Pipeline);
   }
 
   status(): ConnectionStatus {

@@ -18,7 +18,7 @@ import { ManagementLink, describeAmqpError } from './management.js';
 import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
 import { installLeanDeliveries } from './rhea-patches.js';
 import { declareDelayQueue, declareRabbitTopology, rabbitReadyCount } from './topology.js';
-import type { Amqp1Connection, LiveConnection } from './connection.js';
+import type { ConnectionHost, LiveConnection } from './live.js';
 
 type Amqp1Config = PipelineConfig<Amqp1PipelineOptions>;
 
@@ -69,7 +69,7 @@ export class Amqp1Pipeline implements BrokerPipeline {
 
   constructor(
     private readonly config: Amqp1Config,
-    private readonly conn: Amqp1Connection,
+    private readonly conn: ConnectionHost,
     private readonly logger: Logger,
   ) {
     this.name = config.name;
