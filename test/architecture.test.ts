@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { ROOT } from './helpers/daemon.js';
 
@@ -119,6 +119,7 @@ test('the driver-name check would catch a name (it is not vacuous)', () => {
 /** dependency-cruiser with .dependency-cruiser.cjs (no-circular, type-only imports included) on `paths` */
 function cruise(...paths: string[]): { status: number | null; out: string } {
   const bin = join(ROOT, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs');
+  assert.ok(existsSync(bin), 'dependency-cruiser is not installed: run npm install');
   const r = spawnSync(process.execPath, [bin, ...paths, '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], { cwd: ROOT, encoding: 'utf8' });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
