@@ -1,7 +1,7 @@
 // Checks the schema cannot express: names that must exist (consume, dead_letter), connection sections
 // that drivers need, a worker command for every pipeline, backoff bounds. Runs on schema-valid data.
 
-import { findDriver } from '../drivers/registry.js';
+import { DRIVERS, findDriver } from '../drivers/registry.js';
 import { parseDuration } from '../shared/duration.js';
 import { exposureProblem } from './http.js';
 import { nearest, dottedPath, type Problem } from './problems.js';
@@ -33,7 +33,24 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
 
   const http = obj(obj(full).http);
   const exposed = exposureProblem({ address: typeof http.address === 'string' ? http.address : '', token: typeof http.token === 'string' ? http.token : '', allowUnauthenticated: http.allow_unauthenticated === true });
-  if (exposed !== undefined) add(['http', 'address'], exposed);
+  // what the HTTP server will listen on: checked here so `validate` refuses what `serve` would
+  if (typeof http.address === 'string' && !isListenAddress(http.address)) {
+    add(['http', 'address'], `${JSON.stringify(http.address)} is not host:port (a port from 0 to 65535), \`off\` or empty`);
+  } else if (exposed !== undefined) add(['http', 'address'], exposed);
+
+  // every broker address must be a URL: one that is not cannot be redacted reliably nor connected to
+  for (const d of DRIVERS) {
+    if (d.section === undefined) continue;
+    const addr = obj(root[d.section.name]).addr;
+    const list = typeof addr === 'string' ? [addr] : Array.isArray(addr) ? addr : [];
+    list.forEach((a, i) => {
+      const segs = typeof addr === 'string' ? [d.section!.name, 'addr'] : [d.section!.name, 'addr', i];
+      // an unset variable is reported already
+      if (typeof a !== 'string' || parsed.envProblemPaths.has(dottedPath(segs))) return;
+      const problem = urlProblem(a);
+      if (problem !== undefined) add(segs, problem);
+    });
+  }
 
   const consume = Array.isArray(jobs.consume) ? (jobs.consume as string[]) : [];
   consume.forEach((name, i) => {
@@ -67,4 +84,31 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
     }
   }
   return problems;
+}
+
+/** host:port with a port 0..65535 ([v6]:port too), `off` or empty */
+function isListenAddress(address: string): boolean {
+  if (address === '' || address === 'off') return true;
+  const m = /^(?:\[[^\]]+\]|[^:\s]*):(\d{1,5})$/.exec(address.trim());
+  return m !== null && Number(m[1]) <= 65535;
+}
+
+/**
+ * Why a broker address is not a usable URL, or undefined. The message never repeats the address (it
+ * may hold a password or key) and says how to write a secret with / + = @ in it.
+ */
+export function urlProblem(address: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(address);
+  } catch {
+    // a comma-separated list of URLs (some clients take one): each must be a URL
+    if (address.includes(',') && address.split(',').every((a) => a.trim() !== '' && urlProblem(a.trim()) === undefined)) return undefined;
+    return 'is not a valid URL: a password or key holding / + = @ : or % must be URL-encoded (/ as %2F, + as %2B, = as %3D, @ as %40, : as %3A, % as %25)';
+  }
+  if (url.hostname === '') return 'has no host';
+  const at = address.indexOf('://');
+  const authority = address.slice(at + 3).split(/[/?#]/, 1)[0] ?? '';
+  if ((authority.match(/@/g)?.length ?? 0) > 1) return 'holds more than one @ before the host: a password holding @ must be URL-encoded as %40';
+  return undefined;
 }

@@ -2,7 +2,7 @@
 // with the JSON Schema (defaults filled in on a clone) -> cross-reference checks -> normalize -> freeze.
 // checkConfig() reports every problem; loadConfig() throws one JobrunnerError listing them.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isMap, isScalar, stringify } from 'yaml';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
@@ -26,12 +26,38 @@ export interface CheckResult {
 export function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env): CheckResult {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readCapped(path, MAX_CONFIG_BYTES);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err);
     return { problems: [{ file: path, line: 0, col: 0, path: '', message: `cannot read the configuration: ${reason}`, code: 'E_CONFIG_READ' }], warnings: [] };
   }
   return checkConfigText(path, text, env);
+}
+
+/** A configuration file is a few KB; past this it is a mistake (`-c /dev/zero`, a log file), not a config. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The file as UTF-8, read in chunks up to `max` bytes: a device or a huge file is refused without being
+ * read whole (the size reported by stat means nothing for /dev/zero or a pipe).
+ */
+function readCapped(path: string, max: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > max) throw new Error(`the file is larger than ${max / (1024 * 1024)} MB: is it really the configuration?`);
+      chunks.push(chunk.subarray(0, n));
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** As checkConfig, for text already in hand (`path` names it in problems and becomes Config.file). */

@@ -37,6 +37,18 @@ export function parseYaml(file: string, text: string, env: NodeJS.ProcessEnv): {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
       const segs = pathOf(path, node);
       const result = interpolate(node.value, env);
+      if (result.unterminated !== undefined) {
+        const at = positionOfMatch(node, result.unterminated, lines);
+        envProblemPaths.add(dottedPath(segs));
+        problems.push({
+          file,
+          line: at.line,
+          col: at.col,
+          path: dottedPath(segs),
+          message: '`${` starts no valid reference: write ${VAR} or ${VAR:-default} (a name of letters, digits and _, closed by `}`), or $${ for a literal ${',
+          code: 'E_CONFIG_ENV',
+        });
+      }
       for (const missing of result.missing) {
         const at = positionOfMatch(node, missing.index, lines);
         envProblemPaths.add(dottedPath(segs));
@@ -54,13 +66,31 @@ export function parseYaml(file: string, text: string, env: NodeJS.ProcessEnv): {
       node.value = node.type === Scalar.PLAIN ? plainScalar(result.text) : result.text;
     },
   });
-  const data = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  } catch (err) {
+    // the yaml library refuses aliases that expand beyond reason (a "billion laughs" file): a YAML problem
+    // at the first alias, not an internal error
+    let at = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        at = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    const pos = lines.linePos(at);
+    const reason = err instanceof Error ? err.message : String(err);
+    return { problems: [{ file, line: pos.line, col: pos.col, path: '', message: `YAML aliases expand too far (${reason}): write the values out`, code: 'E_CONFIG_YAML' }] };
+  }
   return { parsed: { doc, lines, data: data ?? {}, envProblemPaths }, problems };
 }
 
 export interface Interpolated {
   text: string;
   missing: { name: string; index: number }[];
+  /** index of a `${` that no `}` closes (what serve would otherwise pass on as it is) */
+  unterminated?: number;
 }
 
 /** ${VAR}, ${VAR:-default} (unset or empty), ${VAR-default} (unset); $${ is a literal ${. */
@@ -77,7 +107,9 @@ export function interpolate(text: string, env: NodeJS.ProcessEnv): Interpolated 
     }
     return value;
   });
-  return { text: out, missing };
+  // after the replacements, a `${` left (not `$${`) is one that no pattern closed: `${VAR` or `${1x}`
+  const left = /(^|[^$])\$\{/.exec(text.replace(/\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g, (w) => ' '.repeat(w.length)));
+  return left === null ? { text: out, missing } : { text: out, missing, unterminated: left.index + left[1]!.length };
 }
 
 function plainScalar(text: string): string | number | boolean {
