@@ -184,7 +184,7 @@ function pipelineOrder(parsed: ParsedYaml): string[] | undefined {
 export function loadHttpSection(path: string, env: NodeJS.ProcessEnv = process.env): HttpConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readCapped(path, MAX_CONFIG_BYTES);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err);
     throw problemsError(path, [{ file: path, line: 0, col: 0, path: '', message: `cannot read the configuration: ${reason}`, code: 'E_CONFIG_READ' }]);
