@@ -1,7 +1,8 @@
 // What an amqp091 pipeline declares and where it publishes: exchange, queue, binding, and the per-delay
-// TTL queues that dead-letter back (SPEC §5). Pure: it computes names and arguments, amqplib calls live in
+// TTL queues that dead-letter back (their scheme: ../rabbitmq-delays.ts). Pure: it computes names and arguments, amqplib calls live in
 // pipeline.ts.
 
+import { delayQueueArguments, delayQueueName as rabbitDelayQueueName } from '../rabbitmq-delays.js';
 import type { Amqp091PipelineOptions } from './options.js';
 
 /** Where a job for this pipeline is published. */
@@ -30,24 +31,19 @@ export function matchHeaders(o: Amqp091PipelineOptions): Record<string, unknown>
   return out;
 }
 
+/** This pipeline's delay queue for one delay (src/drivers/rabbitmq-delays.ts). */
 export function delayQueueName(o: Amqp091PipelineOptions, delayMs: number): string {
-  return `jobrunner.delay.${o.queue}.${Math.round(delayMs)}`;
+  return rabbitDelayQueueName(o.queue, delayMs);
 }
 
 /**
  * The TTL queue for one delay: messages expire after delayMs and are dead-lettered back. Direct and
  * topic exchanges get them back through the pipeline's exchange and routing key; fanout and headers
  * exchanges (which would copy them to every bound queue) and the default exchange get them through the
- * default exchange straight to this pipeline's queue. x-expires lets an idle delay queue go away, long
- * enough after the TTL that messages always leave it first.
+ * default exchange straight to this pipeline's queue.
  */
 export function delayQueueArgs(o: Amqp091PipelineOptions, delayMs: number): Record<string, unknown> {
-  const ttl = Math.max(1, Math.round(delayMs));
-  const direct = o.exchange !== '' && (o.exchangeType === 'direct' || o.exchangeType === 'topic');
   return {
-    'x-message-ttl': ttl,
-    'x-dead-letter-exchange': direct ? o.exchange : '',
-    'x-dead-letter-routing-key': direct ? o.routingKey : o.queue,
-    'x-expires': ttl + Math.max(ttl, 60_000),
+    ...delayQueueArguments({ queue: o.queue, exchange: o.exchange, routingKey: o.routingKey, routesByKey: o.exchangeType === 'direct' || o.exchangeType === 'topic' }, delayMs),
   };
 }

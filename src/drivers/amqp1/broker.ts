@@ -87,10 +87,6 @@ export function publishAddress(
   }
 }
 
-/** The address of a RabbitMQ delay queue (TTL + dead-letter back to the pipeline's queue). */
-export function delayQueueName(queue: string, delayMs: number): string {
-  return `jobrunner.delay.${queue}.${delayMs}`;
-}
 
 /** An AMQP 1.0 outcome as rhea's Delivery methods take it. */
 export type Outcome =

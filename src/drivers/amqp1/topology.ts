@@ -5,7 +5,7 @@
 import rhea from 'rhea';
 import type { Amqp1PipelineOptions } from './options.js';
 import { JobrunnerError, type ErrorCode } from '../../shared/errors.js';
-import { delayQueueName } from './broker.js';
+import { delayQueueArguments, delayQueueName } from '../rabbitmq-delays.js';
 import type { ManagementLink, ManagementResponse } from './management.js';
 
 const ok = (r: ManagementResponse): boolean => r.status >= 200 && r.status < 300;
@@ -50,13 +50,9 @@ export async function declareDelayQueue(
   const name = delayQueueName(options.queue, delayMs);
   const stamp = `${name}@${Math.floor(Date.now() / 30_000)}`;
   if (recent.has(stamp)) return name;
-  const exchange = options.exchange ?? '';
-  const args = {
-    'x-message-ttl': rhea.types.wrap_long(delayMs),
-    'x-dead-letter-exchange': exchange,
-    'x-dead-letter-routing-key': exchange === '' ? options.queue : (options.routingKey ?? ''),
-    'x-expires': rhea.types.wrap_long(Math.max(delayMs * 2, delayMs + 60_000)),
-  };
+  // amqp1 publishes to the exchange by its address with the routing key: the exchange routes by key
+  const a = delayQueueArguments({ queue: options.queue, exchange: options.exchange ?? '', routingKey: options.routingKey ?? '', routesByKey: true }, delayMs);
+  const args = { ...a, 'x-message-ttl': rhea.types.wrap_long(a['x-message-ttl']), 'x-expires': rhea.types.wrap_long(a['x-expires']) };
   const res = await mgmt.request({ subject: 'PUT', to: `/queues/${encodeURIComponent(name)}`, body: { durable: true, exclusive: false, auto_delete: false, arguments: args } }, 'E_PUBLISH');
   // 409: declared by someone else (the amqp091 driver) with other arguments: it exists, use it
   if (!ok(res) && res.status !== 409) throw failure('E_DELAY_UNSUPPORTED', `delay queue ${name}`, res);
