@@ -291,7 +291,7 @@ export class Daemon implements Control, RpcControl {
           reserved: s.active,
           workers: s.workers,
           priority: pipelinePriority(p.config),
-          error: s.error ?? (conn && !connected ? conn.status().error ?? 'broker not connected' : null),
+          error: s.error ?? s.workerError ?? (conn && !connected ? conn.status().error ?? 'broker not connected' : null),
         };
       }),
     );
@@ -313,7 +313,8 @@ export class Daemon implements Control, RpcControl {
       // a pipeline that could not declare or consume (a missing queue, a refused declare) is unhealthy
       const healthy = !this.stopping && connectedEnough && s.error === undefined && (alive || !this.settledStart.has(p.name) || !s.consuming);
       if (!healthy) ok = false;
-      pipelines[p.name] = { healthy, connected: status?.connected ?? false, consuming: s.consuming, workers: s.workers, ...(s.error || status?.error ? { error: s.error ?? status?.error } : {}) };
+      const error = s.error ?? s.workerError ?? status?.error;
+      pipelines[p.name] = { healthy, connected: status?.connected ?? false, consuming: s.consuming, workers: s.workers, ...(error ? { error } : {}), ...(s.crashLoop > 0 ? { crash_loop: s.crashLoop } : {}) };
     }
     return { ok, pipelines };
   }

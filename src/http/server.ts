@@ -24,7 +24,7 @@ export interface PushRequest {
 
 export interface HealthReport {
   ok: boolean;
-  pipelines: Record<string, { healthy: boolean; connected: boolean; consuming: boolean; workers: number; error?: string | undefined }>;
+  pipelines: Record<string, { healthy: boolean; connected: boolean; consuming: boolean; workers: number; error?: string | undefined; crash_loop?: number }>;
 }
 
 export interface Control {
@@ -99,7 +99,7 @@ export async function startHttpServer(options: { address: string; token?: string
       res.setHeader('www-authenticate', 'Bearer');
       return send(res, 401, { error: 'a bearer token is required (http.token)', code: 'E_HTTP' });
     }
-    const name = decodeURIComponent(m[1] as string);
+    const name = pipelineName(m[1] as string);
     switch (m[2]) {
       case 'pause':
         await control.pause(name);
@@ -152,6 +152,8 @@ function statusOf(err: unknown): number {
     case 'E_PIPELINE_UNKNOWN':
       return 404;
     case 'E_USAGE':
+    case 'E_UNPUBLISHABLE':
+      // a value the broker cannot carry is the client's mistake
       return 400;
     case 'E_SHUTDOWN':
       return 503;
@@ -185,6 +187,22 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** the NAME of /pipelines/NAME/...: bad percent-encoding is the client's mistake (400), not ours */
+function pipelineName(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new JobrunnerError('E_USAGE', `the pipeline name in the path is not valid percent-encoding: ${JSON.stringify(segment.slice(0, 100))}`);
+  }
+}
+
+/** what every broker carries (rr_delay is int32 seconds, rr_priority an int64 read as a JS number, message_id 255 bytes) */
+const MAX_DELAY_SECONDS = 2 ** 31 - 1;
+const MAX_ID_BYTES = 255;
+const MAX_JOB_NAME_BYTES = 4096;
+/** as MAX_HEADERS_BYTES in drivers/wire.ts: beyond it a copy's headers would be dropped (retries, dead letters) */
+const MAX_HEADERS_BYTES = 32 * 1024;
+
 function toPushRequest(body: unknown): PushRequest {
   const bad = (msg: string): never => {
     throw new JobrunnerError('E_USAGE', `push: ${msg}`);
@@ -192,6 +210,7 @@ function toPushRequest(body: unknown): PushRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('the body must be a JSON object {job, payload, headers?, delay?, priority?, id?}');
   const b = body as Record<string, unknown>;
   if (typeof b['job'] !== 'string' || b['job'] === '') return bad('`job` must be a non-empty string');
+  if (Buffer.byteLength(b['job']) > MAX_JOB_NAME_BYTES) return bad(`\`job\` must be at most ${MAX_JOB_NAME_BYTES} bytes`);
   const req: PushRequest = { job: b['job'], payload: b['payload'] };
   if (b['encoding'] !== undefined) {
     if (b['encoding'] !== 'json' && b['encoding'] !== 'text' && b['encoding'] !== 'base64') return bad('`encoding` must be json, text or base64');
@@ -206,18 +225,20 @@ function toPushRequest(body: unknown): PushRequest {
       else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) headers[k] = v as string[];
       else return bad(`header ${JSON.stringify(k)} must be a string or an array of strings`);
     }
+    if (Buffer.byteLength(JSON.stringify(headers)) > MAX_HEADERS_BYTES) return bad(`\`headers\` must be at most ${MAX_HEADERS_BYTES} bytes as JSON`);
     req.headers = headers;
   }
   if (b['delay'] !== undefined) {
-    if (typeof b['delay'] !== 'number' || !(b['delay'] >= 0)) return bad('`delay` must be a number of seconds >= 0');
+    if (typeof b['delay'] !== 'number' || !(b['delay'] >= 0) || b['delay'] > MAX_DELAY_SECONDS) return bad(`\`delay\` must be a number of seconds from 0 to ${MAX_DELAY_SECONDS}`);
     req.delay = b['delay'];
   }
   if (b['priority'] !== undefined) {
-    if (typeof b['priority'] !== 'number' || !Number.isInteger(b['priority'])) return bad('`priority` must be an integer');
+    if (typeof b['priority'] !== 'number' || !Number.isSafeInteger(b['priority'])) return bad('`priority` must be an integer within ±(2^53 - 1)');
     req.priority = b['priority'];
   }
   if (b['id'] !== undefined) {
     if (typeof b['id'] !== 'string' || b['id'] === '') return bad('`id` must be a non-empty string');
+    if (Buffer.byteLength(b['id']) > MAX_ID_BYTES) return bad(`\`id\` must be at most ${MAX_ID_BYTES} bytes (a message id is a short string)`);
     req.id = b['id'];
   }
   return req;

@@ -51,6 +51,8 @@ export interface PipelineState {
   active: number;
   workers: number;
   crashLoop: number;
+  /** why workers keep failing to start, while they do (crashLoop > 0) */
+  workerError?: string;
   error?: string;
 }
 
@@ -106,7 +108,13 @@ export class Pipeline {
     if (this.consuming) return;
     if (!this.pool) {
       this.pool = this.opts.createPool();
-      await this.pool.start();
+      try {
+        await this.pool.start();
+      } catch (err) {
+        // no worker could start (a command that does not exist): /health and status say so
+        this.lastError = err instanceof JobrunnerError ? `${err.code}: ${errorMessage(err)}` : errorMessage(err);
+        throw err;
+      }
     }
     this.consuming = true;
     try {
@@ -144,6 +152,7 @@ export class Pipeline {
       workers,
       crashLoop: stats?.crashLoop ?? 0,
       ...(this.lastError === undefined ? {} : { error: this.lastError }),
+      ...(stats?.lastError === undefined ? {} : { workerError: stats.lastError }),
     };
   }
 

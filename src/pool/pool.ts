@@ -112,8 +112,12 @@ class Pool extends EventEmitter implements WorkerPool {
       else workers[w.state]++;
       if (w.state === 'ready' && (w.answered || now - w.startedAt >= this.ctx.timings.healthyAfterMs)) healthy = true;
     }
-    if (healthy) this.supervisor.crashLoop = 0;
-    return { workers, inFlight: this.ctx.inFlight, queued: this.queue.size, crashLoop: this.supervisor.crashLoop };
+    if (healthy) {
+      this.supervisor.crashLoop = 0;
+      this.supervisor.lastError = undefined;
+    }
+    const lastError = this.supervisor.crashLoop > 0 ? this.supervisor.lastError : undefined;
+    return { workers, inFlight: this.ctx.inFlight, queued: this.queue.size, crashLoop: this.supervisor.crashLoop, ...(lastError === undefined ? {} : { lastError }) };
   }
 
   override on<E extends keyof PoolEvents>(event: E, listener: PoolEvents[E]): this {
@@ -209,6 +213,13 @@ class Pool extends EventEmitter implements WorkerPool {
     if (w.exitReason === undefined) w.exitReason = ctx.stopRequested ? 'stop' : 'crash';
     const reason = w.exitReason;
     this.supervisor.noteDeath(w);
+    if (this.supervisor.crashLoop > 0 && reason !== 'stop') {
+      const how = signal !== null ? `signal ${signal}` : `code ${String(code)}`;
+      this.supervisor.lastError =
+        reason === 'spawn_error'
+          ? `E_WORKER_SPAWN: cannot start worker \`${this.options.command.join(' ')}\`: ${errorMessage(w.spawnError)}`
+          : `E_WORKER_CRASH: worker \`${this.options.command.join(' ')}\` exited (${how}) before it answered${code === 127 ? ' (exit code 127: command not found?)' : ''}`;
+    }
     if (w.jobs.size > 0) {
       const how = signal !== null ? `signal ${signal}` : `code ${String(code)}`;
       const error = `worker ${w.pid} exited (${how}) while it held the job`;

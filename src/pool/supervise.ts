@@ -22,6 +22,8 @@ export interface SuperviseHooks {
 export class Supervisor {
   /** consecutive failed starts (0 when healthy) */
   crashLoop = 0;
+  /** why the last quick death happened, kept while crashLoop > 0 (shown by /health and status) */
+  lastError: string | undefined;
   private readonly restartPolicy: BackoffPolicy;
   private respawnTimer: NodeJS.Timeout | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
@@ -128,6 +130,7 @@ export class Supervisor {
     w.answered = true;
     if (this.crashLoop === 0) return;
     this.crashLoop = 0;
+    this.lastError = undefined;
     if (this.respawnTimer !== undefined) {
       clearTimeout(this.respawnTimer);
       this.respawnTimer = undefined;
@@ -145,6 +148,7 @@ export class Supervisor {
     // poison message would hold the whole pool in restart backoff
     const quick = !w.answered && w.dispatched === 0 && Date.now() - w.startedAt < this.ctx.timings.healthyAfterMs;
     this.crashLoop = quick ? this.crashLoop + 1 : 0;
+    if (!quick) this.lastError = undefined;
   }
 
   /** keeps num_workers live workers; after quick deaths, one spawn per backoff delay */

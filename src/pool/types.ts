@@ -37,6 +37,8 @@ export interface PoolStats {
   queued: number;
   /** consecutive failed starts (0 when healthy) */
   crashLoop: number;
+  /** why the last worker failed to start (while crashLoop > 0): for /health and status */
+  lastError?: string;
 }
 
 /**
