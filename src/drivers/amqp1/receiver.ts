@@ -1,0 +1,247 @@
+// The amqp1 receiving side of one pipeline: a receiver link on its own session with explicit credit
+// (prefetch = unsettled deliveries + credit; credit back per settlement batch), re-attached by itself
+// after a broker-side close while consuming is on, and stopped without a drain on RabbitMQ 3.x. Also
+// the passive check (an attach with no credit) that tells whether an address can be consumed.
+
+import type { Message, Receiver, Delivery as RheaDelivery, Session } from 'rhea';
+import type { Amqp1PipelineOptions } from './options.js';
+import type { Logger } from '../../observability/logger.js';
+import { JobrunnerError, errorMessage } from '../../shared/errors.js';
+import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
+import { deferred } from '../../shared/deferred.js';
+import { consumeAddress, type BrokerKind } from './broker.js';
+import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
+import type { ConnectionHost, LiveConnection } from './live.js';
+import { describeAmqpError } from './management.js';
+import { installLeanDeliveries } from './rhea-patches.js';
+import { SettlementQueue } from './settlements.js';
+
+/** One attached receiver link and what it handed out. */
+export interface ReceiverState {
+  live: LiveConnection;
+  session: Session;
+  receiver: Receiver;
+  /** deliveries handed out and not settled yet */
+  unsettled: number;
+  open: boolean;
+  /** dispositions waiting for their batch (settlements.ts) */
+  settlements: SettlementQueue;
+}
+
+/** What the receiver needs of its pipeline. */
+export interface ReceiverOwner {
+  readonly name: string;
+  readonly logger: Logger;
+  readonly conn: ConnectionHost;
+  kind(live: LiveConnection): BrokerKind;
+  isConsuming(): boolean;
+  isClosed(): boolean;
+  /** a message arrived on `state` (already counted in state.unsettled) */
+  onMessage(state: ReceiverState, kind: BrokerKind, message: Message, rd: RheaDelivery): void;
+}
+
+export class ReceiverLink {
+  /** the link in use, if any */
+  state: ReceiverState | undefined;
+  private reattachTimer: NodeJS.Timeout | undefined;
+  private reattachFailures = 0;
+
+  constructor(
+    private readonly owner: ReceiverOwner,
+    private readonly options: Amqp1PipelineOptions,
+  ) {}
+
+  onConnected(live: LiveConnection): void {
+    this.reattachFailures = 0;
+    if (this.owner.isConsuming() && !this.owner.isClosed()) this.attach(live).catch((err) => this.scheduleReattach(err));
+  }
+
+  onDisconnected(generation: number): void {
+    if (this.state?.live.generation === generation) this.state = undefined;
+  }
+
+  /** consuming (again): credit on the open link, else attach on the live connection */
+  async resume(): Promise<void> {
+    const rx = this.state;
+    if (rx !== undefined && rx.open) {
+      rx.receiver.drain = false;
+      this.topUpCredit(rx);
+      return;
+    }
+    const live = this.owner.conn.liveConnection();
+    if (live !== undefined) await this.attach(live);
+  }
+
+  /** stops the flow: the broker sends nothing more, the link stays so held deliveries can still be settled */
+  stop(): void {
+    if (this.reattachTimer !== undefined) clearTimeout(this.reattachTimer);
+    this.reattachTimer = undefined;
+    const rx = this.state;
+    if (rx !== undefined && rx.open) {
+      try {
+        if (this.owner.kind(rx.live) === 'rabbitmq3') revokeCredit(rx.receiver);
+        else rx.receiver.drain_credit();
+      } catch {
+        // the link is going away
+      }
+    }
+  }
+
+  close(): void {
+    try {
+      this.state?.session.close();
+    } catch {
+      // connection gone
+    }
+    this.state = undefined;
+  }
+
+  /** the receiver a delivery came on is still the one in use, on the live connection */
+  isLive(state: ReceiverState): boolean {
+    return this.state === state && state.open && this.owner.conn.liveConnection() === state.live;
+  }
+
+  private attach(live: LiveConnection): Promise<void> {
+    const kind = this.owner.kind(live);
+    const address = consumeAddress(kind, this.options);
+    const session = live.connection.create_session();
+    installLeanDeliveries(session);
+    session.begin();
+    const receiver = session.attach_receiver({
+      name: `jobrunner-${this.owner.name}-${live.generation}-${Date.now()}`,
+      source: { address },
+      credit_window: 0,
+      autoaccept: false,
+      // RabbitMQ and Service Bus settle on our disposition (rcv_settle_mode first)
+      rcv_settle_mode: 0,
+    });
+    const state: ReceiverState = {
+      live,
+      session,
+      receiver,
+      unsettled: 0,
+      open: false,
+      settlements: new SettlementQueue({
+        isLive: () => this.isLive(state),
+        staleError: (id) => staleError(this.owner.name, id),
+        settled: () => {
+          state.unsettled = Math.max(0, state.unsettled - 1);
+        },
+        // credit back for what this batch freed, while consuming
+        flushed: (live) => {
+          if (live && this.owner.isConsuming()) this.topUpCredit(state, false);
+        },
+      }),
+    };
+    this.state = state;
+    const opened = deferred<void>();
+    receiver.on('receiver_open', () => {
+      adoptDeliveryCount(receiver);
+      adoptTransferWindow(session);
+      state.open = true;
+      this.reattachFailures = 0;
+      this.owner.logger.info({ address, broker: kind }, `amqp1 consuming ${address}`);
+      if (this.owner.isConsuming()) this.topUpCredit(state);
+      opened.resolve();
+    });
+    const onGone = (what: string, err: unknown): void => {
+      const wasOpen = state.open;
+      state.open = false;
+      const e = new JobrunnerError('E_BROKER_DECLARE', `amqp1 ${what} for ${address} closed: ${describeAmqpError(err)}`);
+      opened.reject(e);
+      if (this.state !== state) return;
+      this.state = undefined;
+      try {
+        session.close();
+      } catch {
+        // gone
+      }
+      // a broker-side close while the connection lives on (queue deleted, session ended): re-attach
+      if (wasOpen && this.owner.conn.liveConnection() === live) this.scheduleReattach(e);
+    };
+    receiver.on('receiver_close', (ctx) => onGone('receiver', ctx.receiver?.error));
+    receiver.on('receiver_error', (ctx) => onGone('receiver', ctx.receiver?.error));
+    session.on('session_close', (ctx) => onGone('session', ctx.session?.error));
+    session.on('session_error', (ctx) => onGone('session', ctx.session?.error));
+    receiver.on('message', (ctx) => {
+      wrapDeliveryCount(receiver);
+      wrapTransferIds(session);
+      if (ctx.message === undefined || ctx.delivery === undefined) return;
+      state.unsettled += 1;
+      this.owner.onMessage(state, kind, ctx.message, ctx.delivery);
+    });
+    return opened.promise;
+  }
+
+  private scheduleReattach(err: unknown): void {
+    if (!this.owner.isConsuming() || this.owner.isClosed() || this.reattachTimer !== undefined) return;
+    this.reattachFailures += 1;
+    const delay = backoffDelay(RECONNECT_BACKOFF, this.reattachFailures);
+    this.owner.logger.warn({ code: 'E_BROKER_CLOSED', err: errorMessage(err), retryInMs: delay }, `amqp1 receiver lost: ${errorMessage(err)}`);
+    this.reattachTimer = setTimeout(() => {
+      this.reattachTimer = undefined;
+      const live = this.owner.conn.liveConnection();
+      if (live === undefined || !this.owner.isConsuming() || this.owner.isClosed() || this.state !== undefined) return;
+      this.attach(live).catch((e) => this.scheduleReattach(e));
+    }, delay);
+  }
+
+  /**
+   * Credit back up to prefetch (unsettled + credit never exceeds it). After settlements it waits until
+   * a quarter of the window is free, as rhea's own credit window does: one flow frame per many
+   * settlements instead of one per tick, less work for the broker and for us.
+   */
+  private topUpCredit(state: ReceiverState, eager = true): void {
+    const credit = (state.receiver as unknown as { credit: number }).credit;
+    const prefetch = this.options.prefetch;
+    const want = prefetch - state.unsettled - credit;
+    if (want > 0 && (eager || want >= Math.max(1, prefetch >> 2))) state.receiver.add_credit(want);
+  }
+}
+
+/** E_STALE_DELIVERY for a delivery whose connection or link is gone */
+export function staleError(pipeline: string, id: string): JobrunnerError {
+  return new JobrunnerError('E_STALE_DELIVERY', `delivery ${id} of ${pipeline} belongs to a connection or link that is gone; the broker redelivers it`);
+}
+
+/**
+ * Sets the link credit to 0 (AMQP 1.0 2.6.7: the receiver may lower the credit it granted). Used instead
+ * of a drain on RabbitMQ 3.x, whose AMQP 1.0 plugin ends the whole session when it answers a drain
+ * (`function_clause` in rabbit_classic_queue send_drained, seen on 3.10): the settlements of the jobs
+ * still held went down with it. rhea has no call for it, so its fields are set as its flow() does.
+ */
+function revokeCredit(receiver: Receiver): void {
+  const r = receiver as unknown as { credit: number; issue_flow: boolean; connection: { _register(): void } };
+  r.credit = 0;
+  r.issue_flow = true;
+  r.connection._register();
+}
+
+/** Resolves when `address` can be consumed (an attach with no credit is accepted); E_BROKER_DECLARE otherwise. */
+export function passiveCheck(live: LiveConnection, address: string): Promise<void> {
+  const session = live.connection.create_session();
+  session.begin();
+  const receiver = session.attach_receiver({ source: { address }, credit_window: 0, autoaccept: false });
+  const d = deferred<void>();
+  const timer = setTimeout(() => d.reject(new JobrunnerError('E_BROKER_DECLARE', `${address} did not attach within 10000 ms`)), 10_000);
+  // a refusing broker answers the attach with a null source and detaches right after (RabbitMQ,
+  // Service Bus): wait for that detach, and give an accepted attach a moment to be closed
+  receiver.on('receiver_open', () => {
+    const remote = (receiver as unknown as { remote?: { attach?: { source?: unknown } } }).remote?.attach;
+    if (remote !== undefined && (remote.source === null || remote.source === undefined)) return;
+    setTimeout(() => d.resolve(), 100);
+  });
+  const fail = (err: unknown): void =>
+    d.reject(new JobrunnerError('E_BROKER_DECLARE', `${address} cannot be consumed: ${describeAmqpError(err)} (amqp1 does not declare queues on this broker: create it first)`));
+  receiver.on('receiver_close', (ctx) => fail(ctx.receiver?.error));
+  receiver.on('receiver_error', (ctx) => fail(ctx.receiver?.error));
+  session.on('session_error', (ctx) => fail(ctx.session?.error));
+  return d.promise.finally(() => {
+    clearTimeout(timer);
+    try {
+      session.close();
+    } catch {
+      // gone
+    }
+  });
+}
