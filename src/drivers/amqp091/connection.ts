@@ -16,6 +16,7 @@ import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js'
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import { Amqp091Pipeline } from './pipeline.js';
 import { Session, type SessionHost } from './session.js';
+import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
 
 /** RoadRunner's (amqp091-go's) default heartbeat, used when the URL sets none. */
 const DEFAULT_HEARTBEAT_S = 10;
@@ -54,6 +55,7 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
 
   start(signal?: AbortSignal): Promise<void> {
     if (this.started === undefined) {
+      warnInsecure(this.logger, 'amqp', this.config.tls, this.config.urls);
       const first = new Promise<void>((resolve) => this.connectedWaiters.add(resolve));
       void this.connectLoop();
       this.started = first;
@@ -143,7 +145,7 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
         return;
       } catch (err) {
         failures++;
-        const reason = connectReason(err);
+        const reason = connectReason(err, url);
         const line = `E_BROKER_CONNECT cannot connect to ${redactUrl(url)}: ${reason}`;
         if (failures === 1) this.logger.error({ code: 'E_BROKER_CONNECT' }, line);
         else this.logger.debug({ code: 'E_BROKER_CONNECT', attempt: failures }, line);
@@ -228,19 +230,24 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
       }
       this.tlsOptions = o;
     }
-    let servername: string | undefined;
-    try {
-      servername = new URL(url).hostname;
-    } catch {
-      servername = undefined;
-    }
+    const servername = tlsServername(hostOf(url));
     return { ...base, ...this.tlsOptions, ...(servername ? { servername } : {}) };
   }
 }
 
-/** ECONNREFUSED, ENOTFOUND..., else the (redacted) message. */
-function connectReason(err: unknown): string {
+/** A TLS failure named, ECONNREFUSED, ENOTFOUND..., else the (redacted) message. */
+function connectReason(err: unknown, url: string): string {
+  const tls = tlsFailure(err, hostOf(url));
+  if (tls !== undefined) return tls;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
   return errorMessage(err);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return '';
+  }
 }

@@ -19,6 +19,7 @@ import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { Amqp1Pipeline } from './pipeline.js';
+import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
 import { installLeanFrames, quietDisabledRheaLoggers } from './rhea-patches.js';
 
 quietDisabledRheaLoggers();
@@ -140,6 +141,7 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
   /** Connect, and reconnect whenever the connection is lost, until stop(). */
   private async run(first: Deferred<void>): Promise<void> {
     const signal = this.stopController.signal;
+    warnInsecure(this.logger, 'amqp1', this.options.config.tls, this.options.config.urls);
     try {
       const tls = this.options.config.tls;
       if (tls !== undefined) {
@@ -242,9 +244,10 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
     const fail = (why: string): void => d.reject(new Error(why));
     conn.once('connection_open', () => d.resolve(conn));
     conn.on('connection_error', (ctx) => fail(describeAmqpError(ctx.connection.error)));
-    conn.on('disconnected', (ctx) => fail(errorMessage(ctx.error ?? 'socket closed')));
-    conn.on('error', (ctx: { error?: unknown }) => fail(errorMessage(ctx?.error ?? 'connection error')));
-    conn.on('protocol_error', (err: unknown) => fail(errorMessage(err)));
+    const host = hostOf(url);
+    conn.on('disconnected', (ctx) => fail(tlsFailure(ctx.error, host) ?? errorMessage(ctx.error ?? 'socket closed')));
+    conn.on('error', (ctx: { error?: unknown }) => fail(tlsFailure(ctx?.error, host) ?? errorMessage(ctx?.error ?? 'connection error')));
+    conn.on('protocol_error', (err: unknown) => fail(tlsFailure(err, host) ?? errorMessage(err)));
     return d.promise.then(
       (c) => {
         clearTimeout(timer);
@@ -305,7 +308,9 @@ export function connectionOptions(
   if (vhost !== '') base['hostname'] = `vhost:${vhost}`;
   if (secure) {
     base['transport'] = 'tls';
-    base['servername'] = host;
+    // no SNI for an IP address (RFC 6066): '' keeps rhea from filling in the host, and Node still
+    // checks the certificate against the host
+    base['servername'] = tlsServername(host) ?? '';
     base['rejectUnauthorized'] = !(config.tls?.insecureSkipVerify ?? false);
     if (files.ca !== undefined) base['ca'] = files.ca;
     if (files.cert !== undefined) base['cert'] = files.cert;
