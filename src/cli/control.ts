@@ -190,3 +190,51 @@ export async function runControl(verb: 'pause' | 'resume', opts: { pipeline: str
   const res = await api(opts.address, 'POST', `/pipelines/${encodeURIComponent(opts.pipeline)}/${verb}`, {}, opts.token);
   process.stdout.write(opts.json ? `${JSON.stringify(res)}\n` : `${opts.pipeline}: ${verb === 'pause' ? 'paused' : 'consuming'}\n`);
 }
+
+interface WorkerRowOut {
+  pipeline: string;
+  worker: number;
+  pid: number;
+  state: string;
+  held: number;
+  held_for_ms: number;
+  done: number;
+  rss: number | null;
+  age_ms: number;
+  restarts: number;
+}
+
+export async function runWorkers(opts: { address: string; json: boolean; pipeline?: string }): Promise<void> {
+  const query = opts.pipeline === undefined ? '' : `?pipeline=${encodeURIComponent(opts.pipeline)}`;
+  const rows = (await api(opts.address, 'GET', `/workers${query}`)) as WorkerRowOut[];
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(formatWorkers(rows));
+}
+
+/** seconds, minutes, hours: what `rr workers` and ps show */
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function formatWorkers(rows: WorkerRowOut[]): string {
+  const head = ['PIPELINE', 'PID', 'STATE', 'HELD', 'HELD FOR', 'DONE', 'RSS', 'AGE', 'RESTARTS'];
+  const cells = rows.map((r) =>
+    [r.pipeline, r.pid, r.state, r.held, r.held > 0 ? duration(r.held_for_ms) : '-', r.done, r.rss === null ? '-' : `${(r.rss / 1048576).toFixed(1)} MB`, duration(r.age_ms), r.restarts].map(String),
+  );
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
+  const line = (c: string[]): string => c.map((x, i) => x.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return [line(head), ...cells.map(line)].join('\n') + '\n';
+}
+
+export async function runReset(opts: { address: string; json: boolean; pipeline?: string; token?: string }): Promise<void> {
+  const names = opts.pipeline !== undefined ? [opts.pipeline] : ((await api(opts.address, 'GET', '/pipelines')) as PipelineRow[]).map((p) => p.pipeline);
+  const out: unknown[] = [];
+  for (const name of names) out.push(await api(opts.address, 'POST', `/pipelines/${encodeURIComponent(name)}/reset`, {}, opts.token));
+  process.stdout.write(opts.json ? `${JSON.stringify(out)}\n` : names.map((n) => `${n}: resetting (workers restart one at a time, each after its jobs are done)\n`).join(''));
+}

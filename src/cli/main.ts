@@ -8,7 +8,7 @@ import type { Config, HttpConfig } from '../config/types.js';
 import { JobrunnerError, errorMessage, redactSecrets } from '../shared/errors.js';
 import { describeDrivers } from '../drivers/registry.js';
 import { runServe } from './serve.js';
-import { runPush, runStatus, runControl, type PushCliOptions } from './control.js';
+import { runPush, runStatus, runControl, runWorkers, runReset, type PushCliOptions } from './control.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -128,6 +128,30 @@ function program(): Command {
         await runControl(verb, { pipeline, address: await addressOf(opts), json: opts.json === true, ...(token ? { token } : {}) });
       });
   }
+
+  cmd
+    .command('workers')
+    .description("print every worker process of a running daemon (RoadRunner's rr workers)")
+    .argument('[pipeline]', 'only this pipeline')
+    .option('-c, --config <file>', 'take the address from this configuration')
+    .option('--address <host:port>', 'the daemon HTTP address (default: http.address of -c, else 127.0.0.1:2114)')
+    .option('--json', 'print JSON')
+    .action(async (pipeline: string | undefined, opts: { config?: string; address?: string; json?: boolean }) => {
+      await runWorkers({ address: await addressOf(opts), json: opts.json === true, ...(pipeline !== undefined ? { pipeline } : {}) });
+    });
+
+  cmd
+    .command('reset')
+    .description("restart a running daemon's workers one at a time, each after its jobs are done (RoadRunner's rr reset)")
+    .argument('[pipeline]', 'only this pipeline (default: every pipeline)')
+    .option('-c, --config <file>', 'take the address (and token) from this configuration')
+    .option('--address <host:port>', 'the daemon HTTP address (default: http.address of -c, else 127.0.0.1:2114)')
+    .option('--token <token>', 'bearer token (default: http.token of -c, else $JOBRUNNER_TOKEN)')
+    .option('--json', 'print JSON')
+    .action(async (pipeline: string | undefined, opts: { config?: string; address?: string; token?: string; json?: boolean }) => {
+      const token = opts.token ?? (await tokenOf(opts));
+      await runReset({ address: await addressOf(opts), json: opts.json === true, ...(pipeline !== undefined ? { pipeline } : {}), ...(token ? { token } : {}) });
+    });
 
   cmd
     .command('schema')

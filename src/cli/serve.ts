@@ -31,8 +31,14 @@ export async function runServe(config: Config): Promise<number> {
       daemon.hurry();
     }
   };
+  // SIGHUP: restart the workers gracefully (new worker code deployed into a running sidecar), not exit
+  const onHangup = (): void => {
+    logger.info({ signal: 'SIGHUP' }, 'signal received: restarting the workers one at a time, each after its jobs are done');
+    daemon.resetAll();
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onHangup);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception: shutting down');
     daemon.stop().finally(() => done.resolve(1));
@@ -58,5 +64,6 @@ export async function runServe(config: Config): Promise<number> {
   logger.flush();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
+  process.off('SIGHUP', onHangup);
   return code;
 }

@@ -42,6 +42,26 @@ export interface PipelineInfo {
   error: string | null;
 }
 
+/** one row of GET /workers */
+export interface WorkerRow {
+  pipeline: string;
+  worker: number;
+  pid: number;
+  state: string;
+  /** jobs it holds now, and for how long it has held the oldest (ms) */
+  held: number;
+  held_for_ms: number;
+  /** jobs it answered */
+  done: number;
+  /** resident memory, bytes (null when unknown) */
+  rss: number | null;
+  /** ISO time it was spawned, and its age in ms */
+  started: string;
+  age_ms: number;
+  /** the pipeline's worker restarts so far (crashes, timeouts, max_jobs, resets) */
+  restarts: number;
+}
+
 export class Daemon implements Control, RpcControl {
   readonly config: Config;
   readonly metrics: Metrics;
@@ -271,6 +291,49 @@ export class Daemon implements Control, RpcControl {
       throw new JobrunnerError('E_WORKER_SPAWN', `pipeline ${name} has no worker command (set server.command, jobs.pool.command or its own \`command\`), so it cannot be consumed`);
     }
     await p.resume();
+  }
+
+  /** GET /workers, `jobrunner workers`: every worker process, oldest first per pipeline */
+  async listWorkers(pipeline?: string): Promise<WorkerRow[]> {
+    const pipelines = pipeline === undefined ? [...this.pipelines.values()] : [this.pipeline(pipeline)];
+    const now = Date.now();
+    const rows = await Promise.all(
+      pipelines.map(async (p) => {
+        const pool = p.workerPool;
+        if (!pool) return [];
+        const workers = await pool.workers();
+        return workers.map((w): WorkerRow => ({
+          pipeline: p.name,
+          worker: w.workerId,
+          pid: w.pid,
+          state: w.state,
+          held: w.held,
+          held_for_ms: w.heldForMs,
+          done: w.done,
+          rss: w.rssBytes,
+          started: new Date(w.startedAt).toISOString(),
+          age_ms: now - w.startedAt,
+          restarts: pool.restarts,
+        }));
+      }),
+    );
+    return rows.flat();
+  }
+
+  /**
+   * POST /pipelines/NAME/reset, SIGHUP: the pipeline's workers restart one at a time, each after the jobs
+   * it holds are done (RoadRunner's `rr reset`). Resolves once begun; the pool logs when it is over.
+   */
+  async reset(name: string): Promise<void> {
+    if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', 'the daemon is shutting down');
+    const pool = this.pipeline(name).workerPool;
+    if (!pool) return; // never consumed: no workers to restart
+    pool.reset().catch((err: unknown) => this.logger.warn({ pipeline: name, err: errorMessage(err) }, 'worker reset failed'));
+  }
+
+  /** SIGHUP: every pipeline's workers, gracefully */
+  resetAll(): void {
+    for (const name of this.pipelines.keys()) void this.reset(name).catch(() => undefined);
   }
 
   async listPipelines(): Promise<PipelineInfo[]> {

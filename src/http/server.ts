@@ -35,6 +35,10 @@ export interface Control {
   listPipelines(): Promise<unknown[]>;
   pause(name: string): Promise<void>;
   resume(name: string): Promise<void>;
+  /** every worker process, of one pipeline or of all */
+  listWorkers(pipeline?: string): Promise<unknown[]>;
+  /** starts a graceful restart of a pipeline's workers (one at a time, nothing lost); resolves once begun */
+  reset(name: string): Promise<void>;
   push(name: string, req: PushRequest): Promise<string>;
 }
 
@@ -87,11 +91,15 @@ export async function startHttpServer(options: { address: string; token?: string
         }
         case '/pipelines':
           return send(res, 200, await control.listPipelines());
+        case '/workers': {
+          const pipeline = url.searchParams.get('pipeline');
+          return send(res, 200, await control.listWorkers(pipeline ?? undefined));
+        }
         default:
           return send(res, 404, { error: `no such endpoint: GET ${path}`, code: 'E_HTTP' });
       }
     }
-    const m = /^\/pipelines\/([^/]+)\/(pause|resume|jobs)$/.exec(path);
+    const m = /^\/pipelines\/([^/]+)\/(pause|resume|reset|jobs)$/.exec(path);
     if (method !== 'POST' || !m) {
       return send(res, method === 'POST' ? 404 : 405, { error: `no such endpoint: ${method} ${path}`, code: 'E_HTTP' });
     }
@@ -107,6 +115,9 @@ export async function startHttpServer(options: { address: string; token?: string
       case 'resume':
         await control.resume(name);
         return send(res, 200, { pipeline: name, consuming: true });
+      case 'reset':
+        await control.reset(name);
+        return send(res, 202, { pipeline: name, resetting: true });
       default: {
         const body = await readJson(req);
         const push = toPushRequest(body);

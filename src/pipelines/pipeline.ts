@@ -284,6 +284,14 @@ export class Pipeline {
     } catch (err) {
       this.opts.logger.warn({ pipeline: this.name, err: errorMessage(err) }, 'cancel failed during shutdown');
     }
+    // jobs no worker holds (queued for a slot, e.g. while the workers crash-loop, or waiting behind a job
+    // with the same id) have nothing to wait for: they go back to the broker now, not after the timeout
+    const queued = this.pool?.releaseQueued() ?? 0;
+    const waiting = [...this.sameId.values()].flat();
+    this.sameId.clear();
+    const waitingHeld = waiting.map((d) => this.held.get(d)).filter((h): h is Held => h !== undefined);
+    if (queued + waitingHeld.length > 0) this.opts.logger.info({ pipeline: this.name, jobs: queued + waitingHeld.length }, 'returning jobs no worker holds to the broker');
+    await Promise.all(waitingHeld.map((h) => this.release(h)));
     if (this.held.size > 0) {
       this.opts.logger.info({ pipeline: this.name, active: this.held.size, timeout_ms: timeoutMs }, 'waiting for jobs in flight');
       this.idle = deferred();
@@ -295,21 +303,25 @@ export class Pipeline {
     if (this.pool) await this.pool.stop(this.opts.config.pool.destroyTimeoutMs);
   }
 
+  /** gives one running job back to the broker unacked */
+  private release(held: Held): Promise<void> {
+    if (held.state !== 'running') return Promise.resolve();
+    held.state = 'settling';
+    return held.delivery
+      .reject(true, 'shutdown')
+      .then(
+        () => this.metrics.count('released'),
+        (err: unknown) => this.opts.logger.warn({ pipeline: this.name, job_id: held.delivery.id, err: errorMessage(err) }, 'could not release job: the broker redelivers it'),
+      )
+      .finally(() => this.done(held));
+  }
+
   /** returns every job still running to the broker; waits for those already settling */
   private async releaseHeld(): Promise<void> {
     const pending: Promise<void>[] = [];
     for (const held of this.held.values()) {
       if (held.state === 'running') {
-        held.state = 'settling';
-        pending.push(
-          held.delivery
-            .reject(true, 'shutdown')
-            .then(
-              () => this.metrics.count('released'),
-              (err: unknown) => this.opts.logger.warn({ pipeline: this.name, job_id: held.delivery.id, err: errorMessage(err) }, 'could not release job: the broker redelivers it'),
-            )
-            .finally(() => this.done(held)),
-        );
+        pending.push(this.release(held));
       } else {
         pending.push((held.settled ??= deferred()).promise);
       }

@@ -55,6 +55,7 @@ export class Dispatcher {
     job.settled = true;
     const w = job.worker;
     if (w !== undefined && w.jobs.delete(job.id)) this.ctx.inFlight--;
+    if (w !== undefined && (outcome.kind === 'ack' || outcome.kind === 'nack')) w.done++;
     job.resolve(outcome);
     if (w !== undefined && w.state === 'stopping' && w.jobs.size === 0) this.hooks.idle(w);
   }
@@ -116,6 +117,7 @@ export class Dispatcher {
     }
     job.job = undefined;
     job.worker = w;
+    job.assignedAt = Date.now();
     w.jobs.set(job.id, job);
     this.ctx.inFlight++;
     w.dispatched++;

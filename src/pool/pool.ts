@@ -9,8 +9,8 @@ import { errorMessage, JobrunnerError } from '../shared/errors.js';
 import { DEFAULT_TIMINGS, RELEASED, waitingToStart, type PoolContext } from './context.js';
 import { Dispatcher } from './dispatch.js';
 import { WaitQueue } from './queue.js';
-import { Supervisor } from './supervise.js';
-import type { JobCallbacks, JobOutcome, PoolEvents, PoolOptions, PoolStats, WorkerJob, WorkerPool, WorkerState } from './types.js';
+import { readRssKb, Supervisor } from './supervise.js';
+import type { JobCallbacks, JobOutcome, PoolEvents, PoolOptions, PoolStats, WorkerInfo, WorkerJob, WorkerPool, WorkerState } from './types.js';
 import { WorkerProcess, type PendingJob, type WorkerHooks } from './worker.js';
 
 export function createPool(options: PoolOptions): WorkerPool {
@@ -27,6 +27,8 @@ class Pool extends EventEmitter implements WorkerPool {
   private baseEnv: NodeJS.ProcessEnv | undefined;
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
+  private resetPromise: Promise<void> | undefined;
+  restarts = 0;
 
   constructor(private readonly options: PoolOptions) {
     super();
@@ -118,6 +120,45 @@ class Pool extends EventEmitter implements WorkerPool {
     }
     const lastError = this.supervisor.crashLoop > 0 ? this.supervisor.lastError : undefined;
     return { workers, inFlight: this.ctx.inFlight, queued: this.queue.size, crashLoop: this.supervisor.crashLoop, ...(lastError === undefined ? {} : { lastError }) };
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const now = Date.now();
+    return Promise.all(
+      [...this.ctx.workers].map(async (w): Promise<WorkerInfo> => {
+        let oldest = now;
+        for (const job of w.jobs.values()) if (job.assignedAt !== undefined && job.assignedAt < oldest) oldest = job.assignedAt;
+        const state: WorkerState =
+          w.state === 'ready' && waitingToStart(this.ctx, w, now) ? 'starting' : w.state === 'ready' && w.jobs.size >= w.capacity ? 'busy' : w.state;
+        const kb = w.pid > 0 && !w.closed ? await readRssKb(w.pid) : undefined;
+        return { workerId: w.workerId, pid: w.pid, state, held: w.jobs.size, heldForMs: now - oldest, done: w.done, rssBytes: kb === undefined ? null : kb * 1024, startedAt: w.startedAt };
+      }),
+    );
+  }
+
+  reset(): Promise<void> {
+    this.resetPromise ??= this.doReset().finally(() => (this.resetPromise = undefined));
+    return this.resetPromise;
+  }
+
+  private async doReset(): Promise<void> {
+    const { ctx } = this;
+    const old = [...ctx.workers].filter((w) => w.state !== 'stopping');
+    ctx.log.info({ workers: old.length }, 'resetting workers one at a time');
+    for (const w of old) {
+      if (ctx.stopRequested) return;
+      if (w.closed || w.state === 'stopping') continue;
+      // no new jobs for it; `stop` after what it holds; its replacement starts now (supervisor.replenish)
+      this.supervisor.retire(w, 'reset');
+      await w.whenClosed;
+    }
+    ctx.log.info({ workers: old.length }, 'workers reset');
+  }
+
+  releaseQueued(): number {
+    const n = this.queue.size;
+    this.queue.releaseAll(RELEASED);
+    return n;
   }
 
   override on<E extends keyof PoolEvents>(event: E, listener: PoolEvents[E]): this {
@@ -212,6 +253,7 @@ class Pool extends EventEmitter implements WorkerPool {
     ctx.workers.delete(w);
     if (w.exitReason === undefined) w.exitReason = ctx.stopRequested ? 'stop' : 'crash';
     const reason = w.exitReason;
+    if (reason !== 'stop') this.restarts++;
     this.supervisor.noteDeath(w);
     if (this.supervisor.crashLoop > 0 && reason !== 'stop') {
       const how = signal !== null ? `signal ${signal}` : `code ${String(code)}`;

@@ -112,7 +112,7 @@ export class Supervisor {
   }
 
   /** max_jobs reached, or the worker asked for it: no new jobs, `stop` sent after what is queued, a replacement started now. */
-  retire(w: WorkerProcess, reason: 'max_jobs' | 'restart'): void {
+  retire(w: WorkerProcess, reason: 'max_jobs' | 'restart' | 'reset'): void {
     w.state = 'stopping';
     w.exitReason = reason;
     w.sendStop(this.ctx.stopFrame);
@@ -122,7 +122,7 @@ export class Supervisor {
 
   /** a stopping worker holds no job any more */
   idle(w: WorkerProcess): void {
-    if (w.exitReason === 'max_jobs' || w.exitReason === 'restart') this.armRetireTimer(w);
+    if (w.exitReason === 'max_jobs' || w.exitReason === 'restart' || w.exitReason === 'reset') this.armRetireTimer(w);
   }
 
   /** the worker answered a job for the first time: it started well, so the crash loop is over */
@@ -142,7 +142,7 @@ export class Supervisor {
   noteDeath(w: WorkerProcess): void {
     if (w.deathNoted) return;
     w.deathNoted = true;
-    if (w.exitReason === 'stop' || w.exitReason === 'max_jobs' || w.exitReason === 'restart') return;
+    if (w.exitReason === 'stop' || w.exitReason === 'max_jobs' || w.exitReason === 'restart' || w.exitReason === 'reset') return;
     // a crash at start: no answer, and either very early or before any job reached it. A worker that
     // lived through probation and died on a job was killed by that job: replace it at once, or one
     // poison message would hold the whole pool in restart backoff
@@ -224,7 +224,7 @@ export class Supervisor {
 }
 
 /** VmRSS of a process in kB (Linux /proc); undefined when it cannot be read */
-async function readRssKb(pid: number): Promise<number | undefined> {
+export async function readRssKb(pid: number): Promise<number | undefined> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);

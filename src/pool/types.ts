@@ -45,7 +45,24 @@ export interface PoolStats {
  * why a worker went: crash (exited on its own), timeout (exec_ttl), memory, protocol (broke it),
  * max_jobs, restart (it asked to be replaced), start_timeout (no handshake answer in time), stop, spawn_error
  */
-export type WorkerExitReason = 'crash' | 'timeout' | 'memory' | 'protocol' | 'max_jobs' | 'restart' | 'start_timeout' | 'stop' | 'spawn_error';
+export type WorkerExitReason = 'crash' | 'timeout' | 'memory' | 'protocol' | 'max_jobs' | 'restart' | 'reset' | 'start_timeout' | 'stop' | 'spawn_error';
+
+/** One worker process as an operator sees it (`jobrunner workers`, GET /workers). */
+export interface WorkerInfo {
+  workerId: number;
+  pid: number;
+  state: WorkerState;
+  /** jobs it holds now */
+  held: number;
+  /** how long it has held the oldest of them, ms (0 when it holds none) */
+  heldForMs: number;
+  /** jobs it answered (ack or nack) */
+  done: number;
+  /** resident memory in bytes (Linux /proc); null when it cannot be read */
+  rssBytes: number | null;
+  /** ms epoch when it was spawned */
+  startedAt: number;
+}
 
 /** Events a pool emits (for logs, metrics and health). */
 export interface PoolEvents {
@@ -67,6 +84,18 @@ export interface WorkerPool {
    */
   run(job: WorkerJob, callbacks: JobCallbacks): Promise<JobOutcome>;
   stats(): PoolStats;
+  /** every live worker process */
+  workers(): Promise<WorkerInfo[]>;
+  /** worker processes that exited for any reason but the pool's stop (crash, timeout, max_jobs, reset, ...) */
+  readonly restarts: number;
+  /**
+   * Restarts the workers gracefully, one at a time (RoadRunner's `rr reset`): each stops taking jobs,
+   * finishes what it holds and exits while its replacement starts; resolves when the last one has gone.
+   * Nothing is lost: queued jobs wait for the others. A reset asked while one runs joins it.
+   */
+  reset(): Promise<void>;
+  /** jobs waiting for a slot (no worker holds them) resolve as `released` now; returns how many */
+  releaseQueued(): number;
   /**
    * Sends `stop` to every worker, waits up to timeoutMs for them to exit, then SIGTERM, then SIGKILL.
    * Jobs still queued resolve as `released`; jobs on workers resolve as `failed` (E_WORKER_CRASH) if

@@ -20,6 +20,8 @@ export interface PendingJob {
   queuedAt: number;
   /** ms epoch after which exec_ttl kills the worker; 0: none */
   deadline: number;
+  /** ms epoch when a worker got it; 0 while queued */
+  assignedAt?: number;
   worker: WorkerProcess | undefined;
   settled: boolean;
 }
@@ -52,6 +54,8 @@ export class WorkerProcess {
   readonly jobs = new Map<string, PendingJob>();
   /** jobs handed to it (max_jobs) */
   dispatched = 0;
+  /** jobs it answered (ack or nack) */
+  done = 0;
   /** answered at least one job with a valid frame */
   answered = false;
   /** sent `ready` (or answered the protocol's handshake) */

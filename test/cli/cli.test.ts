@@ -36,7 +36,7 @@ test('--version prints the package version; --help lists the commands', () => {
   assert.equal(v.stdout.trim(), pkg.version);
   const h = run(['--help']);
   assert.equal(h.code, 0);
-  for (const c of ['serve', 'validate', 'push', 'status', 'pause', 'resume', 'schema']) assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
+  for (const c of ['serve', 'validate', 'push', 'status', 'pause', 'resume', 'workers', 'reset', 'schema']) assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
 });
 
 test('a usage mistake exits 2 with one line and no stack trace', () => {
