@@ -86,11 +86,12 @@ test('amqp1 connection options: SASL PLAIN from the URL-decoded user and passwor
   assert.equal(v['hostname'], 'vhost:prod');
 });
 
-test("rhea's debug loggers that DEBUG does not name become no-ops once the driver loads; named ones stay", () => {
-  // a fresh process per DEBUG value: the driver patches rhea's shared log module when it loads
+test("rhea's debug loggers that DEBUG does not name become no-ops once a connection starts; named ones stay", () => {
+  // a fresh process per DEBUG value: the driver patches rhea's shared log module when its gate opens (start())
   const script = `
     import { createRequire } from 'node:module';
-    await import(${JSON.stringify(new URL('../../src/drivers/amqp1/connection.ts', import.meta.url).href)});
+    const { openRheaGate } = await import(${JSON.stringify(new URL('../../src/drivers/amqp1/rhea-gate.ts', import.meta.url).href)});
+    openRheaGate();
     const require = createRequire(${JSON.stringify(import.meta.url)});
     const log = require(require.resolve('rhea').replace(/container\\.js$/, 'log.js'));
     console.log(JSON.stringify(Object.fromEntries(Object.entries(log).map(([k, f]) => [k, String(f).includes('...args') ? 'debug' : 'noop']))));

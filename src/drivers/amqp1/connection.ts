@@ -20,10 +20,7 @@ import { ManagementLink, describeAmqpError } from './management.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { Amqp1Pipeline } from './pipeline.js';
 import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
-import { installLeanFrames, quietDisabledRheaLoggers } from './rhea-patches.js';
-
-quietDisabledRheaLoggers();
-installLeanFrames();
+import { connectionLeftovers, openRheaGate, remoteOpenProperties } from './rhea-gate.js';
 
 export interface Amqp1ConnectionOptions {
   config: Amqp1ConnectionConfig;
@@ -70,6 +67,13 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
     if (this.started === undefined) {
       const first = deferred<void>();
       this.started = first.promise;
+      try {
+        // rhea's internals are checked and its patches installed here, never at import
+        openRheaGate();
+      } catch (err) {
+        first.reject(err);
+        return this.started;
+      }
       void this.run(first);
     }
     if (signal === undefined) return this.started;
@@ -185,7 +189,7 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
       conn.on('connection_close', (ctx) => lost.resolve(`closed by the broker: ${describeAmqpError(ctx.connection.error)}`));
       this.current = conn;
       const host = hostOf(url);
-      const broker = detectBroker(conn.remote?.open?.properties as Record<string, unknown> | undefined, host);
+      const broker = detectBroker(remoteOpenProperties(conn), host);
       if (everConnected) this.statusValue.reconnects += 1;
       everConnected = true;
       this.logger.info({ url: redactUrl(url), broker: broker.kind, product: broker.product, version: broker.version }, `amqp1 connected to ${broker.product ?? 'an AMQP 1.0 broker'} ${broker.version ?? ''} (${broker.kind})`.replace(/ +\(/, ' ('));
@@ -334,7 +338,7 @@ function closeConnection(conn: Connection): Promise<void> {
       clearTimeout(timer);
       conn.removeAllListeners();
       conn.on('error', () => undefined);
-      const c = conn as unknown as { socket?: { destroy(): void }; heartbeat_in?: NodeJS.Timeout; heartbeat_out?: NodeJS.Timeout; abort_idle?: NodeJS.Timeout };
+      const c = connectionLeftovers(conn);
       try {
         // the socket may linger if the broker never answers the close
         c.socket?.destroy();
@@ -344,7 +348,7 @@ function closeConnection(conn: Connection): Promise<void> {
       // rhea clears its idle timers only on its own disconnect path: never leave them running
       // (after the current input is processed: rhea re-arms heartbeat_in at the end of input())
       const clear = (): void => {
-        for (const t of [c.heartbeat_in, c.heartbeat_out, c.abort_idle]) if (t !== undefined) clearTimeout(t);
+        for (const t of c.timers()) if (t !== undefined) clearTimeout(t);
       };
       clear();
       setImmediate(() => {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Connection, Message, Receiver, Sender, Session } from 'rhea';
 import { JobrunnerError, type ErrorCode } from '../../shared/errors.js';
 import { deferred, type Deferred } from '../../shared/deferred.js';
-import { adoptDeliveryCount, wrapDeliveryCount } from './credit.js';
+import { adoptDeliveryCount, pairLinks, wrapDeliveryCount } from './rhea-gate.js';
 
 export interface ManagementResponse {
   /** HTTP-like status: RabbitMQ's subject, Service Bus's statusCode property */
@@ -148,29 +148,6 @@ export class ManagementLink {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
-}
-
-/**
- * rhea keeps a session's links by name, so the second link of a same-name pair (the link-pair spec
- * RabbitMQ 4 follows) hides the first: its attach is never sent and the peer's attach for it would go
- * to the other link. Keep both reachable and route the peer's attach by role.
- */
-function pairLinks(session: Session, name: string, sender: Sender, receiver: Receiver): void {
-  type Frame = { performative: { name: string; role: boolean; handle: number } };
-  type Internals = { links: Record<string, unknown>; remote: { handles: unknown[] }; on_attach(frame: Frame): void };
-  type LinkInternals = { on_attach(frame: Frame): void; remote: { attach?: unknown } };
-  const s = session as unknown as Internals;
-  s.links[`${name}\u0000sender`] = sender;
-  s.links[name] = receiver;
-  const original = s.on_attach.bind(s);
-  s.on_attach = (frame: Frame): void => {
-    if (frame.performative.name !== name) return original(frame);
-    // role true: the peer receives, so the attach answers our sender
-    const link = (frame.performative.role ? sender : receiver) as unknown as LinkInternals;
-    s.remote.handles[frame.performative.handle] = link;
-    link.on_attach(frame);
-    link.remote.attach = frame.performative;
-  };
 }
 
 /** An AMQP error (condition + description) or anything else as one line. */

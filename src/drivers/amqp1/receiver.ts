@@ -10,10 +10,9 @@ import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
 import { deferred } from '../../shared/deferred.js';
 import { consumeAddress, type BrokerKind } from './broker.js';
-import { adoptDeliveryCount, adoptTransferWindow, wrapDeliveryCount, wrapTransferIds } from './credit.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { describeAmqpError } from './management.js';
-import { installLeanDeliveries } from './rhea-patches.js';
+import { adoptDeliveryCount, adoptTransferWindow, linkCredit, prepareReceiverSession, remoteAttach, revokeCredit, wrapDeliveryCount, wrapTransferIds } from './rhea-gate.js';
 import { SettlementQueue } from './settlements.js';
 
 /** One attached receiver link and what it handed out. */
@@ -105,7 +104,7 @@ export class ReceiverLink {
     const kind = this.owner.kind(live);
     const address = consumeAddress(kind, this.options);
     const session = live.connection.create_session();
-    installLeanDeliveries(session);
+    prepareReceiverSession(session);
     session.begin();
     const receiver = session.attach_receiver({
       name: `jobrunner-${this.owner.name}-${live.generation}-${Date.now()}`,
@@ -192,7 +191,7 @@ export class ReceiverLink {
    * settlements instead of one per tick, less work for the broker and for us.
    */
   private topUpCredit(state: ReceiverState, eager = true): void {
-    const credit = (state.receiver as unknown as { credit: number }).credit;
+    const credit = linkCredit(state.receiver);
     const prefetch = this.options.prefetch;
     const want = prefetch - state.unsettled - credit;
     if (want > 0 && (eager || want >= Math.max(1, prefetch >> 2))) state.receiver.add_credit(want);
@@ -202,19 +201,6 @@ export class ReceiverLink {
 /** E_STALE_DELIVERY for a delivery whose connection or link is gone */
 export function staleError(pipeline: string, id: string): JobrunnerError {
   return new JobrunnerError('E_STALE_DELIVERY', `delivery ${id} of ${pipeline} belongs to a connection or link that is gone; the broker redelivers it`);
-}
-
-/**
- * Sets the link credit to 0 (AMQP 1.0 2.6.7: the receiver may lower the credit it granted). Used instead
- * of a drain on RabbitMQ 3.x, whose AMQP 1.0 plugin ends the whole session when it answers a drain
- * (`function_clause` in rabbit_classic_queue send_drained, seen on 3.10): the settlements of the jobs
- * still held went down with it. rhea has no call for it, so its fields are set as its flow() does.
- */
-function revokeCredit(receiver: Receiver): void {
-  const r = receiver as unknown as { credit: number; issue_flow: boolean; connection: { _register(): void } };
-  r.credit = 0;
-  r.issue_flow = true;
-  r.connection._register();
 }
 
 /** Resolves when `address` can be consumed (an attach with no credit is accepted); E_BROKER_DECLARE otherwise. */
@@ -227,8 +213,8 @@ export function passiveCheck(live: LiveConnection, address: string): Promise<voi
   // a refusing broker answers the attach with a null source and detaches right after (RabbitMQ,
   // Service Bus): wait for that detach, and give an accepted attach a moment to be closed
   receiver.on('receiver_open', () => {
-    const remote = (receiver as unknown as { remote?: { attach?: { source?: unknown } } }).remote?.attach;
-    if (remote !== undefined && (remote.source === null || remote.source === undefined)) return;
+    const remote = remoteAttach(receiver);
+    if (remote !== undefined && (remote['source'] === null || remote['source'] === undefined)) return;
     setTimeout(() => d.resolve(), 100);
   });
   const fail = (err: unknown): void =>
