@@ -1,0 +1,154 @@
+// The sqs driver's settings and pipeline options: RoadRunner's sqs keys with RoadRunner's meaning, read
+// from a schema-valid mapping (defaults filled in by the schema). Pure: no AWS SDK import here, so the
+// config layer can normalise an sqs pipeline without loading the client.
+
+/** The global `sqs` section: where and as whom to connect. `secret` and `sessionToken` are never logged. */
+export interface SqsSettings {
+  key?: string;
+  secret?: string;
+  sessionToken?: string;
+  region?: string;
+  /** an SQS-compatible server (LocalStack, ElasticMQ, an emulator) instead of AWS's own endpoint */
+  endpoint?: string;
+}
+
+export interface SqsPipelineOptions {
+  /** the queue's name (a FIFO queue's ends in .fifo) */
+  queue: string;
+  /** the most messages this pipeline holds at once (received and not yet settled) */
+  prefetch: number;
+  /** rr_priority of pushed jobs that set none */
+  priority: number;
+  /** seconds a received message stays invisible; 0: the queue's own VisibilityTimeout */
+  visibilityTimeoutS: number;
+  /** seconds a failed job stays invisible when retain_failed_jobs keeps it; 0: the visibility timeout */
+  errorVisibilityTimeoutS: number;
+  /** RoadRunner's retain_failed_jobs: a given-up job stays in the queue instead of being deleted */
+  retainFailedJobs: boolean;
+  /** long polling: seconds one ReceiveMessage waits for messages (0..20) */
+  waitTimeSeconds: number;
+  /** false: use the queue as it exists (skip_queue_declaration / declare: false) */
+  declare: boolean;
+  /** FIFO queues: the MessageGroupId of pushed jobs that carry none; '' uses the pipeline name */
+  messageGroupId: string;
+  /** CreateQueue attributes, under their AWS names, values as strings */
+  attributes: Record<string, string>;
+  tags: Record<string, string>;
+  /** keep a held message invisible while its job runs (ChangeMessageVisibility before it runs out) */
+  extendVisibility: boolean;
+}
+
+type Obj = Record<string, unknown>;
+
+/** AWS's queue attribute names; RoadRunner's configs may write them in lower case (viper lowercases keys). */
+const ATTRIBUTE_NAMES = [
+  'DelaySeconds',
+  'MaximumMessageSize',
+  'MessageRetentionPeriod',
+  'Policy',
+  'ReceiveMessageWaitTimeSeconds',
+  'VisibilityTimeout',
+  'RedrivePolicy',
+  'RedriveAllowPolicy',
+  'FifoQueue',
+  'ContentBasedDeduplication',
+  'DeduplicationScope',
+  'FifoThroughputLimit',
+  'KmsMasterKeyId',
+  'KmsDataKeyReusePeriodSeconds',
+  'SqsManagedSseEnabled',
+] as const;
+const BY_LOWER = new Map<string, string>(ATTRIBUTE_NAMES.map((n) => [n.toLowerCase(), n]));
+/** RoadRunner maps these lower-case values to AWS's spelling */
+const VALUE_SPELLING = new Map<string, string>([
+  ['messagegroup', 'messageGroup'],
+  ['perqueue', 'perQueue'],
+  ['permessagegroupid', 'perMessageGroupId'],
+]);
+
+/** The most SQS lets a message stay invisible, and the longest long poll. */
+export const MAX_VISIBILITY_S = 43_200;
+export const MAX_WAIT_S = 20;
+
+function obj(v: unknown): Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
+}
+function str(v: unknown, fallback = ''): string {
+  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : fallback;
+}
+function int(v: unknown, fallback: number): number {
+  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
+  if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return Number(v);
+  return fallback;
+}
+function bool(v: unknown, fallback: boolean): boolean {
+  return typeof v === 'boolean' ? v : fallback;
+}
+function clamp(n: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, n));
+}
+
+/** A queue attribute value as SQS takes it: strings as they are, objects (RedrivePolicy) as JSON. */
+function attributeValue(v: unknown): string {
+  if (typeof v === 'string') return VALUE_SPELLING.get(v.toLowerCase()) ?? v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
+export function normalizeAttributes(raw: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(raw))) {
+    if (v === null || v === undefined) continue;
+    out[BY_LOWER.get(k.toLowerCase()) ?? k] = attributeValue(v);
+  }
+  return out;
+}
+
+/** The global `sqs` section (empty strings, as RoadRunner's samples carry them, mean unset). */
+export function normalizeSqsSection(section: unknown): SqsSettings {
+  const s = obj(section);
+  const out: SqsSettings = {};
+  const set = (k: keyof SqsSettings, v: unknown): void => {
+    const value = str(v).trim();
+    if (value !== '') out[k] = value;
+  };
+  set('key', s['key']);
+  set('secret', s['secret']);
+  set('sessionToken', s['session_token']);
+  set('region', s['region']);
+  set('endpoint', s['endpoint']);
+  return out;
+}
+
+/**
+ * A pipeline's `config:` mapping. `raw` is what the user wrote (to tell aliases apart), `full` the same
+ * with the schema's defaults. `max_messages_in_flight` (RoadRunner's bound on held messages) wins over
+ * `prefetch` when set; `wait_time` is RoadRunner's other name for `wait_time_seconds`.
+ */
+export function normalizeSqsOptions(pipeline: string, raw: Obj, full: Obj): SqsPipelineOptions {
+  const inFlight = int(full['max_messages_in_flight'], 0);
+  const prefetch = raw['max_messages_in_flight'] !== undefined && inFlight > 0 ? inFlight : int(full['prefetch'], 100);
+  const wait = raw['wait_time_seconds'] === undefined && raw['wait_time'] !== undefined ? full['wait_time'] : full['wait_time_seconds'];
+  const declare = bool(full['declare'], true) && !bool(full['skip_queue_declaration'], false);
+  const tags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(full['tags']))) tags[k] = str(v);
+  return {
+    queue: str(full['queue'], '') || pipeline,
+    prefetch: Math.max(1, prefetch),
+    priority: int(full['priority'], 10),
+    visibilityTimeoutS: clamp(int(full['visibility_timeout'], 0), 0, MAX_VISIBILITY_S),
+    errorVisibilityTimeoutS: clamp(int(full['error_visibility_timeout'], 0), 0, MAX_VISIBILITY_S),
+    retainFailedJobs: bool(full['retain_failed_jobs'], false),
+    waitTimeSeconds: clamp(int(wait, MAX_WAIT_S), 0, MAX_WAIT_S),
+    declare,
+    messageGroupId: str(full['message_group_id']),
+    attributes: normalizeAttributes(full['attributes']),
+    tags,
+    extendVisibility: bool(full['extend_visibility'], true),
+  };
+}
+
+/** A FIFO queue: its name ends in .fifo (SQS requires it of FIFO queues and refuses it to others). */
+export function isFifo(queue: string): boolean {
+  return queue.endsWith('.fifo');
+}
