@@ -56,6 +56,8 @@ export interface EncodeContext {
   messageGroupId: string;
   pipeline: string;
   now: number;
+  /** SQS's 900 s; tests shorten it to run the re-delay path in seconds */
+  maxNativeDelayS?: number;
 }
 
 function s(value: string): MessageAttributeValue {
@@ -89,11 +91,11 @@ export function dedupId(job: OutgoingJob): string {
 }
 
 /** The delay SQS applies natively (0..900 s, rounded up) and, past 900 s, when the job is due. */
-export function delayOf(delayMs: number, now: number): { seconds: number; dueAt?: number } {
+export function delayOf(delayMs: number, now: number, maxNativeS = MAX_NATIVE_DELAY_S): { seconds: number; dueAt?: number } {
   if (delayMs <= 0) return { seconds: 0 };
   const seconds = Math.ceil(delayMs / 1000);
-  if (seconds <= MAX_NATIVE_DELAY_S) return { seconds };
-  return { seconds: MAX_NATIVE_DELAY_S, dueAt: now + delayMs };
+  if (seconds <= maxNativeS) return { seconds };
+  return { seconds: maxNativeS, dueAt: now + delayMs };
 }
 
 /** An OutgoingJob as a SendMessage(Batch) entry. A FIFO queue takes no per-message delay (checked by the caller). */
@@ -102,7 +104,7 @@ export function encodeJob(job: OutgoingJob, ctx: EncodeContext): SendEntry {
   for (const [k, v] of Object.entries(job.extra ?? {})) headers[k] = [String(v)];
   if (job.traceparent !== undefined) headers[TRACEPARENT_HEADER] = [job.traceparent];
   const body = encodeBody(job.body);
-  const delay = ctx.fifo ? { seconds: 0 } : delayOf(job.delayMs, ctx.now);
+  const delay = ctx.fifo ? { seconds: 0 } : delayOf(job.delayMs, ctx.now, ctx.maxNativeDelayS);
   const attrs: Record<string, MessageAttributeValue> = {
     [RR_ID]: s(job.id),
     [RR_JOB]: s(job.job),

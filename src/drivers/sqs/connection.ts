@@ -10,6 +10,7 @@ import { RECONNECT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../share
 import { sleep } from '../../shared/deferred.js';
 import { JobrunnerError } from '../../shared/errors.js';
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
+import { MAX_NATIVE_DELAY_S } from './codec.js';
 import { answered, awsCode, createSqsClient, describeError, describeTarget } from './client.js';
 import type { SqsPipelineOptions, SqsSettings } from './options.js';
 import { SqsPipeline } from './pipeline.js';
@@ -19,6 +20,8 @@ export interface SqsConnectionOptions {
   logger: Logger;
   /** tests shorten the retry backoff */
   backoff?: BackoffPolicy;
+  /** SQS's longest per-message delay, 900 s; tests shorten it to run the re-delay path in seconds */
+  maxNativeDelayS?: number;
 }
 
 /** AWS errors that still prove SQS was reached and the caller is who they say (a narrow IAM policy). */
@@ -33,6 +36,7 @@ export class SqsConnection extends EventEmitter implements DriverConnection {
   readonly logger: Logger;
   readonly client: SQSClient;
   readonly backoff: BackoffPolicy;
+  readonly maxNativeDelayS: number;
   private readonly target: string;
   private readonly pipelines = new Set<SqsPipeline>();
   private started: Promise<void> | undefined;
@@ -45,6 +49,7 @@ export class SqsConnection extends EventEmitter implements DriverConnection {
     super();
     this.logger = options.logger;
     this.backoff = options.backoff ?? RECONNECT_BACKOFF;
+    this.maxNativeDelayS = options.maxNativeDelayS ?? MAX_NATIVE_DELAY_S;
     this.client = createSqsClient(options.settings);
     this.target = describeTarget(options.settings);
     this.st = { connected: false, since: Date.now(), reconnects: 0, url: this.target };

@@ -23,8 +23,6 @@ import { MAX_VISIBILITY_S, isFifo, type SqsPipelineOptions } from './options.js'
 
 /** SQS counts 12 hours of invisibility from the first receive; stay a little under it. */
 const VISIBILITY_BUDGET_MS = (MAX_VISIBILITY_S - 60) * 1000;
-/** A re-delayed job due within this much is handed out now. */
-const DUE_SLACK_MS = 1000;
 /** Message ids given up on, waiting for SQS's redrive to take them: bounded, oldest forgotten first. */
 const MAX_DOOMED = 10_000;
 
@@ -74,9 +72,9 @@ export class SqsPipeline implements BrokerPipeline {
   }
 
   /** @internal every request goes through here: the connection learns whether SQS was reached */
-  async send<T>(command: object, what: string): Promise<T> {
+  async send<T>(command: object, what: string, signal?: AbortSignal): Promise<T> {
     try {
-      const out = (await this.conn.client.send(command as never, { abortSignal: this.closeController.signal })) as T;
+      const out = (await this.conn.client.send(command as never, signal === undefined ? {} : { abortSignal: signal })) as T;
       this.conn.noteOk();
       return out;
     } catch (err) {
@@ -194,7 +192,7 @@ export class SqsPipeline implements BrokerPipeline {
         throw asError('E_PUBLISH', `pipeline ${this.name}: cannot publish job ${job.id}`, err);
       }
     }
-    const entry = encodeJob(job, { fifo: this.fifo, priority: this.o.priority, messageGroupId: this.o.messageGroupId, pipeline: this.name, now: Date.now() });
+    const entry = encodeJob(job, { fifo: this.fifo, priority: this.o.priority, messageGroupId: this.o.messageGroupId, pipeline: this.name, now: Date.now(), maxNativeDelayS: this.conn.maxNativeDelayS });
     try {
       await this.batcher.send(entry);
     } catch (err) {
@@ -236,7 +234,8 @@ export class SqsPipeline implements BrokerPipeline {
     await this.cancel();
     clearInterval(this.extendTimer);
     this.extendTimer = undefined;
-    // polls in flight end now; what they took comes back after the visibility timeout
+    // polls in flight end now (what they took comes back after the visibility timeout); settlements
+    // already asked for still go out
     this.closeController.abort();
     for (const d of this.held.values()) d.lost = true;
     this.held.clear();
@@ -268,7 +267,7 @@ export class SqsPipeline implements BrokerPipeline {
       MessageAttributeNames: ['All'],
       MessageSystemAttributeNames: ['All'],
     });
-    this.send<{ Messages?: Message[] }>(command, 'ReceiveMessage').then(
+    this.send<{ Messages?: Message[] }>(command, 'ReceiveMessage', this.closeController.signal).then(
       (out) => {
         this.polls--;
         this.asked -= ask;
@@ -313,7 +312,7 @@ export class SqsPipeline implements BrokerPipeline {
       return;
     }
     const due = this.fifo ? undefined : dueOf(m);
-    if (due !== undefined && due - receivedAt > DUE_SLACK_MS) {
+    if (due !== undefined && due > receivedAt) {
       this.redelay(m, handle, due);
       return;
     }
@@ -356,7 +355,7 @@ export class SqsPipeline implements BrokerPipeline {
   /** A job delayed past 900 s that is not due yet: sent again with the rest of its delay, then deleted. */
   private redelay(m: Message, handle: string, due: number): void {
     this.internal++;
-    const seconds = Math.min(900, Math.ceil((due - Date.now()) / 1000));
+    const seconds = Math.min(this.conn.maxNativeDelayS, Math.ceil((due - Date.now()) / 1000));
     const attributes = { ...(m.MessageAttributes ?? {}) };
     void this.batcher
       .send({ MessageBody: m.Body ?? '', MessageAttributes: attributes, DelaySeconds: Math.max(0, seconds) })
