@@ -63,7 +63,7 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
     const p = obj(rawPipelines[name]);
     const at = ['jobs', 'pipelines', name];
     const driver = findDriver(String(p.driver));
-    if (driver?.section !== undefined && root[driver.section.name] === undefined) {
+    if (driver?.section !== undefined && driver.section.optional !== true && root[driver.section.name] === undefined) {
       add([...at, 'driver'], `driver ${String(p.driver)} needs the top-level \`${driver.section.name}\` section (${driver.section.example})`);
     }
     for (const problem of driver?.crossCheck?.(obj(p.config)) ?? []) add([...at, problem.at], problem.message);

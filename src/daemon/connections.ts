@@ -11,7 +11,7 @@ import { JobrunnerError } from '../shared/errors.js';
 export async function createConnection(driver: DriverName, config: Config, logger: Logger): Promise<DriverConnection> {
   const d = driverFor(driver);
   const section = d.section === undefined ? undefined : config.connections[d.section.name];
-  if (d.section !== undefined && section === undefined) {
+  if (d.section !== undefined && d.section.optional !== true && section === undefined) {
     throw new JobrunnerError('E_CONFIG_REF', `${d.name} pipelines need the top-level \`${d.section.name}\` section (${d.section.example})`);
   }
   return d.connect({ section, logger });

@@ -269,7 +269,15 @@ export interface DriverDescriptor<O extends PipelineOptionsBase = PipelineOption
    * The top-level config section with the connection settings (`amqp`, `amqp1`, `nats`, `sqs`), with
    * an example for the error when it is missing; absent for a driver without one (memory).
    */
-  readonly section?: { name: string; example: string };
+  readonly section?: {
+    name: string;
+    example: string;
+    /**
+     * The section may be left out (sqs: credentials and region then come from the standard AWS chain);
+     * connect() then gets `section` undefined.
+     */
+    optional?: boolean;
+  };
   /** the most this driver can do; BrokerPipeline.capabilities() may narrow it per pipeline */
   readonly capabilities: Capabilities;
   /** the section (schema-valid, defaults filled) as the settings connect() takes */

@@ -3,7 +3,7 @@
 
 import { after, before } from 'node:test';
 import type { PipelineConfig } from '../../src/config/types.js';
-import { createSqsConnection } from '../../src/drivers/sqs/index.js';
+import { createSqsConnection } from '../../src/drivers/sqs/connection.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { EMULATOR, startSqsEmulator, type SqsEmulator } from '../helpers/sqs-emulator.js';
@@ -40,7 +40,7 @@ const factory: ConformanceFactory = async ({ proxied }) => {
       queues.push(opts.name);
       const config: Record<string, unknown> = { queue: opts.name, prefetch: opts.prefetch ?? 10 };
       if (opts.deadLetterTo !== undefined) {
-        const dlq = (opts.deadLetterTo.options as { queue: string }).queue;
+        const dlq = (opts.deadLetterTo.options as unknown as { queue: string }).queue;
         config['attributes'] = { RedrivePolicy: { deadLetterTargetArn: emu.arn(dlq), maxReceiveCount: 1 } };
       }
       return sqsPipeline(opts.name, config);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { BrokerPipeline, Delivery } from '../../src/drivers/driver.js';
-import { createSqsConnection, type SqsConnection } from '../../src/drivers/sqs/index.js';
+import { createSqsConnection, type SqsConnection } from '../../src/drivers/sqs/connection.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EMULATOR, startSqsEmulator, type SqsEmulator } from '../helpers/sqs-emulator.js';
 import { publish, sleep, waitFor } from './conformance.js';

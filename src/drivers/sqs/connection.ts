@@ -32,7 +32,7 @@ export function createSqsConnection(options: SqsConnectionOptions): SqsConnectio
 }
 
 export class SqsConnection extends EventEmitter implements DriverConnection {
-  readonly driver = 'sqs' as DriverName;
+  readonly driver: DriverName = 'sqs';
   readonly logger: Logger;
   readonly client: SQSClient;
   readonly backoff: BackoffPolicy;
@@ -71,8 +71,8 @@ export class SqsConnection extends EventEmitter implements DriverConnection {
   }
 
   pipeline(config: PipelineConfig): BrokerPipeline {
-    if ((config.driver as string) !== 'sqs') throw new JobrunnerError('E_INTERNAL', `pipeline ${config.name} uses driver ${config.driver}, not sqs`);
-    const p = new SqsPipeline(this, config as PipelineConfig & { options: unknown } as SqsPipelineConfig);
+    if (config.driver !== 'sqs') throw new JobrunnerError('E_INTERNAL', `pipeline ${config.name} uses driver ${config.driver}, not sqs`);
+    const p = new SqsPipeline(this, config as SqsPipelineConfig);
     this.pipelines.add(p);
     return p;
   }
@@ -153,4 +153,4 @@ export class SqsConnection extends EventEmitter implements DriverConnection {
   }
 }
 
-export type SqsPipelineConfig = PipelineConfig & { options: SqsPipelineOptions };
+export type SqsPipelineConfig = PipelineConfig<SqsPipelineOptions>;

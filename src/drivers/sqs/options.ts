@@ -1,6 +1,14 @@
 // The sqs driver's settings and pipeline options: RoadRunner's sqs keys with RoadRunner's meaning, read
-// from a schema-valid mapping (defaults filled in by the schema). Pure: no AWS SDK import here, so the
+// from a schema-valid mapping (defaults filled in by ajv from ./schema.json). Pure: no AWS SDK import here, so the
 // config layer can normalise an sqs pipeline without loading the client.
+
+import type { PipelineOptionsBase } from '../../config/types.js';
+import { boolOf, ms, msOf, numOf, obj, strOf, type Obj } from '../../config/values.js';
+
+/** strings as they are, numbers and booleans as their text (tags, section values) */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
+}
 
 /** The global `sqs` section: where and as whom to connect. `secret` and `sessionToken` are never logged. */
 export interface SqsSettings {
@@ -12,7 +20,7 @@ export interface SqsSettings {
   endpoint?: string;
 }
 
-export interface SqsPipelineOptions {
+export interface SqsPipelineOptions extends PipelineOptionsBase {
   /** the queue's name (a FIFO queue's ends in .fifo) */
   queue: string;
   /** the most messages this pipeline holds at once (received and not yet settled) */
@@ -38,7 +46,6 @@ export interface SqsPipelineOptions {
   extendVisibility: boolean;
 }
 
-type Obj = Record<string, unknown>;
 
 /** AWS's queue attribute names; RoadRunner's configs may write them in lower case (viper lowercases keys). */
 const ATTRIBUTE_NAMES = [
@@ -70,19 +77,9 @@ const VALUE_SPELLING = new Map<string, string>([
 export const MAX_VISIBILITY_S = 43_200;
 export const MAX_WAIT_S = 20;
 
-function obj(v: unknown): Obj {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
-}
-function str(v: unknown, fallback = ''): string {
-  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : fallback;
-}
-function int(v: unknown, fallback: number): number {
-  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
-  if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) return Number(v);
-  return fallback;
-}
-function bool(v: unknown, fallback: boolean): boolean {
-  return typeof v === 'boolean' ? v : fallback;
+/** ms as whole seconds, rounded up */
+function seconds(ms: number): number {
+  return Math.ceil(ms / 1000);
 }
 function clamp(n: number, lo: number, hi: number): number {
   return Math.max(lo, Math.min(hi, n));
@@ -122,29 +119,28 @@ export function normalizeSqsSection(section: unknown): SqsSettings {
 
 /**
  * A pipeline's `config:` mapping. `raw` is what the user wrote (to tell aliases apart), `full` the same
- * with the schema's defaults. `max_messages_in_flight` (RoadRunner's bound on held messages) wins over
- * `prefetch` when set; `wait_time` is RoadRunner's other name for `wait_time_seconds`.
+ * with the schema's defaults (./schema.json, read here without a second copy). `max_messages_in_flight`
+ * (RoadRunner's bound on held messages) wins over `prefetch` when above 0; `wait_time` is RoadRunner's
+ * other name for `wait_time_seconds`. Out-of-range seconds are clamped, as RoadRunner does.
  */
 export function normalizeSqsOptions(pipeline: string, raw: Obj, full: Obj): SqsPipelineOptions {
-  const inFlight = int(full['max_messages_in_flight'], 0);
-  const prefetch = raw['max_messages_in_flight'] !== undefined && inFlight > 0 ? inFlight : int(full['prefetch'], 100);
-  const wait = raw['wait_time_seconds'] === undefined && raw['wait_time'] !== undefined ? full['wait_time'] : full['wait_time_seconds'];
-  const declare = bool(full['declare'], true) && !bool(full['skip_queue_declaration'], false);
+  const inFlight = numOf(full, 'max_messages_in_flight');
+  const waitMs = raw['wait_time_seconds'] === undefined && raw['wait_time'] !== undefined ? ms(full['wait_time'], 0) : msOf(full, 'wait_time_seconds');
   const tags: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(full['tags']))) tags[k] = str(v);
   return {
-    queue: str(full['queue'], '') || pipeline,
-    prefetch: Math.max(1, prefetch),
-    priority: int(full['priority'], 10),
-    visibilityTimeoutS: clamp(int(full['visibility_timeout'], 0), 0, MAX_VISIBILITY_S),
-    errorVisibilityTimeoutS: clamp(int(full['error_visibility_timeout'], 0), 0, MAX_VISIBILITY_S),
-    retainFailedJobs: bool(full['retain_failed_jobs'], false),
-    waitTimeSeconds: clamp(int(wait, MAX_WAIT_S), 0, MAX_WAIT_S),
-    declare,
-    messageGroupId: str(full['message_group_id']),
+    queue: str(full['queue']) || pipeline,
+    prefetch: inFlight > 0 ? inFlight : numOf(full, 'prefetch'),
+    priority: numOf(full, 'priority'),
+    visibilityTimeoutS: clamp(seconds(msOf(full, 'visibility_timeout')), 0, MAX_VISIBILITY_S),
+    errorVisibilityTimeoutS: clamp(seconds(msOf(full, 'error_visibility_timeout')), 0, MAX_VISIBILITY_S),
+    retainFailedJobs: boolOf(full, 'retain_failed_jobs'),
+    waitTimeSeconds: clamp(seconds(waitMs), 0, MAX_WAIT_S),
+    declare: boolOf(full, 'declare') && !boolOf(full, 'skip_queue_declaration'),
+    messageGroupId: strOf(full, 'message_group_id'),
     attributes: normalizeAttributes(full['attributes']),
     tags,
-    extendVisibility: bool(full['extend_visibility'], true),
+    extendVisibility: boolOf(full, 'extend_visibility'),
   };
 }
 

@@ -14,7 +14,8 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import { backoffDelay } from '../../shared/backoff.js';
 import { JobrunnerError } from '../../shared/errors.js';
-import { DeliveryBase, type BrokerPipeline, type Delivery, type Headers, type OutgoingJob } from '../driver.js';
+import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type Headers, type OutgoingJob } from '../driver.js';
+import { SQS_CAPABILITIES, SQS_FIFO_CAPABILITIES } from './capabilities.js';
 import { Batcher, EntryError } from './batcher.js';
 import { awsCode, asError, describeError, isMissingQueue, isStaleHandle } from './client.js';
 import { GROUP_HEADER, decodeMessage, dueOf, encodeJob, type DecodedJob } from './codec.js';
@@ -23,6 +24,8 @@ import { MAX_VISIBILITY_S, isFifo, type SqsPipelineOptions } from './options.js'
 
 /** SQS counts 12 hours of invisibility from the first receive; stay a little under it. */
 const VISIBILITY_BUDGET_MS = (MAX_VISIBILITY_S - 60) * 1000;
+/** Between two short polls (wait_time_seconds: 0) that found the queue empty. */
+const SHORT_POLL_PAUSE_MS = 1000;
 /** Message ids given up on, waiting for SQS's redrive to take them: bounded, oldest forgotten first. */
 const MAX_DOOMED = 10_000;
 
@@ -84,8 +87,8 @@ export class SqsPipeline implements BrokerPipeline {
   }
 
   /** FIFO queues take no per-message delay: a push with one is refused (E_DELAY_UNSUPPORTED) */
-  get isFifo(): boolean {
-    return this.fifo;
+  capabilities(): Capabilities {
+    return this.fifo ? SQS_FIFO_CAPABILITIES : SQS_CAPABILITIES;
   }
 
   declare(): Promise<void> {
@@ -218,9 +221,9 @@ export class SqsPipeline implements BrokerPipeline {
     }
   }
 
-  /** messages waiting for their delay, as of the last readyCount() */
-  delayedCount(): number | undefined {
-    return this.counts.delayed;
+  /** messages waiting for their delay (ApproximateNumberOfMessagesDelayed), as of the last readyCount() */
+  delayedCount(): number {
+    return this.counts.delayed ?? 0;
   }
 
   /** messages received by any consumer and not yet deleted or visible again, as of the last readyCount() */
@@ -262,7 +265,8 @@ export class SqsPipeline implements BrokerPipeline {
     const command = new ReceiveMessageCommand({
       QueueUrl: this.url,
       MaxNumberOfMessages: ask,
-      WaitTimeSeconds: this.o.waitTimeSeconds,
+      // 0: RoadRunner's meaning, the queue's own ReceiveMessageWaitTimeSeconds
+      ...(this.o.waitTimeSeconds > 0 ? { WaitTimeSeconds: this.o.waitTimeSeconds } : {}),
       ...(this.o.visibilityTimeoutS > 0 ? { VisibilityTimeout: this.o.visibilityTimeoutS } : {}),
       MessageAttributeNames: ['All'],
       MessageSystemAttributeNames: ['All'],
@@ -273,7 +277,16 @@ export class SqsPipeline implements BrokerPipeline {
         this.asked -= ask;
         this.pollFailures = 0;
         const at = Date.now();
-        for (const m of out.Messages ?? []) this.onMessage(m, at);
+        const got = out.Messages ?? [];
+        for (const m of got) this.onMessage(m, at);
+        if (got.length === 0 && this.o.waitTimeSeconds === 0 && this.retryTimer === undefined) {
+          // short polling on an empty queue: a pause between polls instead of a busy loop of requests
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.pump();
+          }, SHORT_POLL_PAUSE_MS);
+          return;
+        }
         this.pump();
       },
       (err: unknown) => {
