@@ -38,7 +38,9 @@ const factory: ConformanceFactory = async ({ proxied }) => {
     pace: () => sleep(25),
     pipeline(opts): PipelineConfig {
       queues.push(opts.name);
-      const config: Record<string, unknown> = { queue: opts.name, prefetch: opts.prefetch ?? 10 };
+      // a cut can lose a receive's answer in flight: SQS hands those messages out again after the
+      // visibility timeout, kept short here so the cut case sees them within its wait
+      const config: Record<string, unknown> = { queue: opts.name, prefetch: opts.prefetch ?? 10, visibility_timeout: 4 };
       if (opts.deadLetterTo !== undefined) {
         const dlq = (opts.deadLetterTo.options as unknown as { queue: string }).queue;
         config['attributes'] = { RedrivePolicy: { deadLetterTargetArn: emu.arn(dlq), maxReceiveCount: 1 } };

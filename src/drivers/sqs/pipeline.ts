@@ -24,6 +24,8 @@ import { MAX_VISIBILITY_S, isFifo, type SqsPipelineOptions } from './options.js'
 
 /** SQS counts 12 hours of invisibility from the first receive; stay a little under it. */
 const VISIBILITY_BUDGET_MS = (MAX_VISIBILITY_S - 60) * 1000;
+/** How long close() waits for settlements in flight. */
+const CLOSE_WAIT_MS = 10_000;
 /** Between two short polls (wait_time_seconds: 0) that found the queue empty. */
 const SHORT_POLL_PAUSE_MS = 1000;
 /** Message ids given up on, waiting for SQS's redrive to take them: bounded, oldest forgotten first. */
@@ -62,6 +64,8 @@ export class SqsPipeline implements BrokerPipeline {
   private extendTimer: NodeJS.Timeout | undefined;
   private counts = { delayed: undefined as number | undefined, inFlight: undefined as number | undefined };
   private readonly closeController = new AbortController();
+  /** settlements and sends asked for and not answered yet: close() lets them land */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     readonly conn: SqsConnection,
@@ -237,6 +241,12 @@ export class SqsPipeline implements BrokerPipeline {
     await this.cancel();
     clearInterval(this.extendTimer);
     this.extendTimer = undefined;
+    // acks and releases already asked for land before the client goes (bounded: SQS may be unreachable)
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     // polls in flight end now (what they took comes back after the visibility timeout); settlements
     // already asked for still go out
     this.closeController.abort();
@@ -362,7 +372,7 @@ export class SqsPipeline implements BrokerPipeline {
 
   /** Visible again at once, not counted as held (the receive count still goes up: SQS counts receives). */
   private release(handle: string): void {
-    this.batcher.changeVisibility(handle, 0).catch((err: unknown) => this.conn.logger.debug({ pipeline: this.name }, `sqs release: ${describeError(cause(err))}`));
+    this.track(this.batcher.changeVisibility(handle, 0)).catch((err: unknown) => this.conn.logger.debug({ pipeline: this.name }, `sqs release: ${describeError(cause(err))}`));
   }
 
   /** A job delayed past 900 s that is not due yet: sent again with the rest of its delay, then deleted. */
@@ -370,9 +380,7 @@ export class SqsPipeline implements BrokerPipeline {
     this.internal++;
     const seconds = Math.min(this.conn.maxNativeDelayS, Math.ceil((due - Date.now()) / 1000));
     const attributes = { ...(m.MessageAttributes ?? {}) };
-    void this.batcher
-      .send({ MessageBody: m.Body ?? '', MessageAttributes: attributes, DelaySeconds: Math.max(0, seconds) })
-      .then(() => this.batcher.delete(handle))
+    void this.track(this.batcher.send({ MessageBody: m.Body ?? '', MessageAttributes: attributes, DelaySeconds: Math.max(0, seconds) }).then(() => this.batcher.delete(handle)))
       .catch((err: unknown) => this.conn.logger.warn({ pipeline: this.name, message_id: m.MessageId }, `sqs: cannot re-delay a message due at ${new Date(due).toISOString()} (it comes back after the visibility timeout): ${describeError(cause(err))}`))
       .finally(() => {
         this.internal--;
@@ -408,12 +416,22 @@ export class SqsPipeline implements BrokerPipeline {
 
   /** @internal */
   changeVisibility(d: SqsDelivery, seconds: number): Promise<void> {
-    return this.batcher.changeVisibility(d.handle, seconds);
+    return this.track(this.batcher.changeVisibility(d.handle, seconds));
   }
 
   /** @internal */
   deleteMessage(d: SqsDelivery): Promise<void> {
-    return this.batcher.delete(d.handle);
+    return this.track(this.batcher.delete(d.handle));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return p;
   }
 
   /** @internal reject(false): see the file's head */
