@@ -12,8 +12,8 @@ import { JobrunnerError } from '../../shared/errors.js';
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import { MAX_NATIVE_DELAY_S } from './codec.js';
 import { answered, awsCode, createSqsClient, describeError, describeTarget } from './client.js';
-import type { SqsPipelineOptions, SqsSettings } from './options.js';
-import { SqsPipeline } from './pipeline.js';
+import type { SqsSettings } from './options.js';
+import { SqsPipeline, type SqsPipelineConfig } from './pipeline.js';
 
 export interface SqsConnectionOptions {
   settings: SqsSettings;
@@ -152,5 +152,3 @@ export class SqsConnection extends EventEmitter implements DriverConnection {
     if (changed) this.emit('status', this.status());
   }
 }
-
-export type SqsPipelineConfig = PipelineConfig<SqsPipelineOptions>;

@@ -11,15 +11,16 @@
 //                         handed back to SQS until SQS moves it into the dead-letter queue (it never
 //                         reaches a worker again); else deleted, which the pipeline says at start.
 
-import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
-import { backoffDelay } from '../../shared/backoff.js';
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { PipelineConfig } from '../../config/types.js';
+import type { Logger } from '../../observability/logger.js';
+import { backoffDelay, type BackoffPolicy } from '../../shared/backoff.js';
 import { JobrunnerError } from '../../shared/errors.js';
 import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type Headers, type OutgoingJob } from '../driver.js';
 import { SQS_CAPABILITIES, SQS_FIFO_CAPABILITIES } from './capabilities.js';
 import { Batcher, EntryError } from './batcher.js';
 import { awsCode, asError, describeError, isMissingQueue, isStaleHandle } from './client.js';
 import { GROUP_HEADER, decodeMessage, dueOf, encodeJob, type DecodedJob } from './codec.js';
-import type { SqsConnection, SqsPipelineConfig } from './connection.js';
 import { MAX_VISIBILITY_S, isFifo, type SqsPipelineOptions } from './options.js';
 
 /** SQS counts 12 hours of invisibility from the first receive; stay a little under it. */
@@ -30,6 +31,22 @@ const CLOSE_WAIT_MS = 10_000;
 const SHORT_POLL_PAUSE_MS = 1000;
 /** Message ids given up on, waiting for SQS's redrive to take them: bounded, oldest forgotten first. */
 const MAX_DOOMED = 10_000;
+
+/** What a pipeline needs of its connection (src/drivers/sqs/connection.ts), without importing it. */
+export interface SqsPipelineHost {
+  readonly client: SQSClient;
+  readonly logger: Logger;
+  readonly backoff: BackoffPolicy;
+  readonly maxNativeDelayS: number;
+  /** a request reached SQS */
+  noteOk(): void;
+  /** a request failed */
+  noteFailure(err: unknown): void;
+  /** the pipeline closed */
+  forget(p: SqsPipeline): void;
+}
+
+export type SqsPipelineConfig = PipelineConfig<SqsPipelineOptions>;
 
 interface Redrive {
   deadLetterTargetArn: string;
@@ -68,7 +85,7 @@ export class SqsPipeline implements BrokerPipeline {
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
-    readonly conn: SqsConnection,
+    readonly conn: SqsPipelineHost,
     readonly config: SqsPipelineConfig,
   ) {
     this.name = config.name;
