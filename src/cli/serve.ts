@@ -39,6 +39,9 @@ export async function runServe(config: Config): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', onHangup);
+  // Node ends the process on SIGUSR2 by default: no signal but SIGTERM / SIGINT ends the daemon
+  const onUsr2 = (): void => logger.warn({ signal: 'SIGUSR2' }, 'signal ignored: SIGTERM or SIGINT stops the daemon');
+  process.on('SIGUSR2', onUsr2);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception: shutting down');
     daemon.stop().finally(() => done.resolve(1));
@@ -65,5 +68,6 @@ export async function runServe(config: Config): Promise<number> {
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   process.off('SIGHUP', onHangup);
+  process.off('SIGUSR2', onUsr2);
   return code;
 }

@@ -7,7 +7,7 @@ import type { DriverConnection, OutgoingJob } from '../drivers/driver.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { Pipeline, type PipelineOptions } from '../pipelines/pipeline.js';
-import { createPool } from '../pool/index.js';
+import { createPool, Reaper } from '../pool/index.js';
 import { protocolNamed } from '../protocol/registry.js';
 import { deferred } from '../shared/deferred.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../shared/errors.js';
@@ -75,6 +75,8 @@ export class Daemon implements Control, RpcControl {
   private started: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private stopping = false;
+  /** kills the workers' process groups if this process dies without stopping them (SIGKILL) */
+  private reaper: Reaper | undefined;
   /** pipelines whose first declare/consume has finished (health and readiness wait for it) */
   private readonly settledStart = new Set<string>();
 
@@ -101,6 +103,13 @@ export class Daemon implements Control, RpcControl {
 
   private async doStart(): Promise<void> {
     const { config, logger } = this;
+    try {
+      const reaper = new Reaper();
+      await reaper.start();
+      this.reaper = reaper;
+    } catch (err) {
+      logger.warn({ err: errorMessage(err) }, 'cannot start the worker reaper (/bin/sh): workers may outlive a daemon that is killed');
+    }
     for (const p of config.pipelines) await this.addPipeline(p, config);
     this.registerGauges();
     if (config.http.address !== '' && config.http.address !== 'off') {
@@ -190,7 +199,7 @@ export class Daemon implements Control, RpcControl {
     if (protocol === undefined) throw new JobrunnerError('E_INTERNAL', `pipeline ${p.name}: no worker protocol named ${p.pool.protocol}`);
     // RoadRunner gives workers the RPC address, so PHP workers push follow-ups with the same library
     const env = this.rpc ? { ...p.env, RR_RPC: this.rpc.address } : p.env;
-    const pool = createPool({ pipeline: p.name, command: p.command, env, cwd: this.config.workdir, pool: p.pool, protocol, logger: this.logger });
+    const pool = createPool({ pipeline: p.name, command: p.command, env, cwd: this.config.workdir, pool: p.pool, protocol, logger: this.logger, ...(this.reaper ? { reaper: this.reaper } : {}) });
     pool.on('worker-exit', (info) => {
       if (info.reason !== 'stop') this.metrics.workerRestarts.inc({ pipeline: p.name, reason: info.reason });
     });
@@ -431,6 +440,8 @@ export class Daemon implements Control, RpcControl {
     };
     // each step in its own try: one failure does not skip the rest
     await step('pipelines', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.stop(p.config.pool.destroyTimeoutMs, this.hurryUp.promise)))));
+    // every worker has exited: the reaper has nothing left to kill
+    await step('reaper', async () => this.reaper?.stop());
     await step('links', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.broker.close()))));
     await step('connections', () => Promise.all([...this.connections.values()].map((c) => step(c.driver, () => c.stop()))));
     await step('rpc', async () => this.rpc?.close());

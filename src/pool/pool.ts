@@ -227,6 +227,8 @@ class Pool extends EventEmitter implements WorkerPool {
   private onSpawn(w: WorkerProcess): void {
     const { ctx } = this;
     ctx.log.info({ pid: w.pid, workerId: w.workerId }, 'worker started');
+    // each worker leads its own process group (detached): the reaper kills the group if the daemon dies
+    if (w.pid > 0) this.options.reaper?.add(w.pid);
     this.emit('worker-start', { pid: w.pid, workerId: w.workerId });
     if (ctx.stopRequested) {
       w.state = 'stopping';
@@ -251,6 +253,7 @@ class Pool extends EventEmitter implements WorkerPool {
   private onClose(w: WorkerProcess, code: number | null, signal: string | null): void {
     const { ctx } = this;
     ctx.workers.delete(w);
+    if (w.pid > 0) this.options.reaper?.remove(w.pid);
     if (w.exitReason === undefined) w.exitReason = ctx.stopRequested ? 'stop' : 'crash';
     const reason = w.exitReason;
     if (reason !== 'stop') this.restarts++;

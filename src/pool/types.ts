@@ -1,6 +1,7 @@
 // What src/pipelines/ sees of a worker pool: run a job on a worker, get its outcome. Jobs and follow-ups
 // are protocol-neutral (src/protocol/codec.ts); which protocol the workers speak is the daemon's choice.
 
+import type { WorkerReaper } from './reaper.js';
 import type { PoolConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { FollowUp, WorkerJob, WorkerProtocol } from '../protocol/codec.js';
@@ -118,6 +119,8 @@ export interface PoolOptions {
   cwd?: string;
   pool: PoolConfig;
   logger: Logger;
+  /** told every worker's process group, so no worker outlives the daemon (reaper.ts); none in unit tests */
+  reaper?: WorkerReaper;
   /** for tests; production uses the defaults */
   timings?: Partial<PoolTimings>;
 }
