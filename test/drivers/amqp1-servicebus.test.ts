@@ -1,6 +1,7 @@
 // The amqp1 driver's Service Bus behaviour, tested against a STAND-IN (test/helpers/servicebus-standin.ts):
-// an AMQP 1.0 peer on 127.0.0.1 that plays Service Bus's part. None of these tests talks to a real
-// Service Bus; their names say so.
+// an AMQP 1.0 peer on 127.0.0.1 that plays Service Bus's part, in a child process of its own so that it
+// does not share the rhea the driver patches. None of these tests talks to a real Service Bus; their
+// names say so.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { createAmqp1Connection } from '../../src/drivers/amqp1/connection.js';
 import type { Delivery, DriverConnection } from '../../src/drivers/driver.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { JobrunnerError } from '../../src/shared/errors.js';
-import { startServiceBusStandin, type ServiceBusStandin } from '../helpers/servicebus-standin.js';
+import { startServiceBusStandinProcess, type StandinProcess, type StandinState } from '../helpers/servicebus-standin-process.js';
 import { amqp1Pipeline } from '../helpers/amqp1-rabbit.js';
 import { publish, waitFor, withTimeout, sleep } from './conformance.js';
 
@@ -18,12 +19,21 @@ const USER = 'RootManageSharedAccessKey';
 const KEY = 'k/ey+with=special%chars';
 const T = 20_000;
 
+/** waits until the stand-in's state satisfies `pred` (asked over IPC, a bounded number of times) */
+async function waitForState(sb: StandinProcess, pred: (st: StandinState) => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!pred(await sb.state())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 async function withStandin(
   opts: { lockMs?: number },
-  body: (sb: ServiceBusStandin, conn: DriverConnection, queue: string) => Promise<void>,
+  body: (sb: StandinProcess, conn: DriverConnection, queue: string) => Promise<void>,
 ): Promise<void> {
   const queue = `sb-${randomUUID().slice(0, 8)}`;
-  const sb = await startServiceBusStandin({ user: USER, key: KEY, queues: [queue], ...opts });
+  const sb = await startServiceBusStandinProcess({ user: USER, key: KEY, queues: [queue], ...opts });
   const conn = createAmqp1Connection({
     config: { urls: [sb.url(USER, KEY)], containerId: 'jobrunner-sb-test', idleTimeoutMs: 10_000 },
     logger: silentLogger(),
@@ -41,12 +51,12 @@ async function withStandin(
 describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concurrency: false }, () => {
   test('servicebus stand-in (not a real Service Bus): SASL PLAIN with the URL-decoded SAS key name and key', { timeout: T }, async () => {
     await withStandin({}, async (sb) => {
-      assert.deepEqual(sb.logins, [{ user: USER, password: KEY }]);
+      assert.deepEqual((await sb.state()).logins, [{ user: USER, password: KEY }]);
     });
   });
 
   test('servicebus stand-in (not a real Service Bus): a wrong key logs E_BROKER_CONNECT once, redacted, and keeps retrying', { timeout: T }, async () => {
-    const sb = await startServiceBusStandin({ user: USER, key: KEY, queues: [] });
+    const sb = await startServiceBusStandinProcess({ user: USER, key: KEY, queues: [] });
     const lines: string[] = [];
     const dest = new PassThrough();
     dest.on('data', (c: Buffer) => lines.push(...c.toString().split('\n').filter(Boolean)));
@@ -58,7 +68,7 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
     const ac = new AbortController();
     try {
       const started = conn.start(ac.signal);
-      await waitFor(() => sb.logins.length >= 3, 'three login attempts');
+      await waitForState(sb, (st) => st.logins.length >= 3, 'three login attempts');
       ac.abort();
       await started;
       assert.equal(conn.status().connected, false);
@@ -88,15 +98,16 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
         else if (d.attempt === 1) void d.reject(true);
         else void d.ack();
       });
-      await waitFor(() => seen.length === 4, 'four deliveries').catch((err: unknown) => {
-        const q = sb.queue(queue);
-        throw new Error(`${String(err)}; seen ${JSON.stringify(seen.map((d) => [d.body.toString(), d.attempt]))} ready ${q.ready.length} locked ${q.locked.size} completed ${q.completed.length} dead ${q.dead.length}`);
+      await waitFor(() => seen.length === 4, 'four deliveries').catch(async (err: unknown) => {
+        const q = await sb.queue(queue);
+        throw new Error(`${String(err)}; seen ${JSON.stringify(seen.map((d) => [d.body.toString(), d.attempt]))} ready ${q.ready} locked ${q.locked} completed ${q.completed} dead ${q.dead.length}`);
       });
-      await waitFor(() => sb.queue(queue).completed.length === 2 && sb.queue(queue).dead.length === 1, 'settlements at the stand-in');
+      await waitForState(sb, (st) => st.queues[queue]?.completed === 2 && st.queues[queue]?.dead.length === 1, 'settlements at the stand-in');
       const second = seen.filter((d) => d.id === again);
       assert.deepEqual(second.map((d) => [d.attempt, d.redelivered]), [[1, false], [2, true]]);
-      assert.equal(sb.queue(queue).dead[0]?.deadLetterReason, 'worker said no');
-      assert.equal(sb.queue(queue).ready.length, 0);
+      const q = await sb.queue(queue);
+      assert.equal(q.dead[0]?.deadLetterReason, 'worker said no');
+      assert.equal(q.ready, 0);
       await pipe.close();
     });
   });
@@ -110,17 +121,18 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
       await waitFor(() => seen.length === 1, 'one delivery');
       const d = seen[0] as Delivery;
       assert.equal(typeof d.touch, 'function');
-      const before = sb.renewals;
+      const before = (await sb.state()).renewals;
       await d.touch?.();
-      assert.equal(sb.renewals, before + 1, 'touch renews once');
+      assert.equal((await sb.state()).renewals, before + 1, 'touch renews once');
       // held for several lock periods: the driver keeps renewing
       await sleep(2000);
-      assert.ok(sb.renewals >= before + 3, `renewed ${sb.renewals - before} times`);
-      assert.equal(sb.expiredLocks, 0);
+      const held = await sb.state();
+      assert.ok(held.renewals >= before + 3, `renewed ${held.renewals - before} times`);
+      assert.equal(held.expiredLocks, 0);
       await d.ack();
-      await waitFor(() => sb.queue(queue).completed.length === 1, 'completed');
+      await waitForState(sb, (st) => st.queues[queue]?.completed === 1, 'completed');
       assert.equal(seen.length, 1, 'never redelivered');
-      assert.equal(sb.lostLockSettlements, 0);
+      assert.equal((await sb.state()).lostLockSettlements, 0);
       await pipe.close();
     });
   });
@@ -129,9 +141,10 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
     await withStandin({}, async (sb, conn, queue) => {
       const pipe = conn.pipeline(amqp1Pipeline('sb', { queue, broker: 'servicebus' }));
       const id = await publish(pipe, { delayMs: 800 });
-      assert.equal(sb.queue(queue).scheduled.length, 1);
-      assert.equal(sb.queue(queue).ready.length, 0);
-      const at = sb.queue(queue).scheduled[0]?.msg.message.message_annotations?.['x-opt-scheduled-enqueue-time'];
+      const q = await sb.queue(queue);
+      assert.equal(q.scheduled.length, 1);
+      assert.equal(q.ready, 0);
+      const at = q.scheduled[0]?.scheduledEnqueueTime;
       assert.ok(at instanceof Date);
       const seen: Delivery[] = [];
       await pipe.consume((d) => {
