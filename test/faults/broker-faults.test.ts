@@ -55,7 +55,31 @@ interface Run {
   connected(): boolean;
 }
 
+/** What the process prints outside the JSON log while fn runs: console.error/warn lines and process warnings. */
+async function strayOutput(fn: () => Promise<void>): Promise<string[]> {
+  const stray: string[] = [];
+  const { error, warn } = console;
+  const onWarning = (w: Error): void => void stray.push(`${w.name}: ${w.message}`);
+  console.error = (...a: unknown[]) => void stray.push(a.map(String).join(' '));
+  console.warn = (...a: unknown[]) => void stray.push(a.map(String).join(' '));
+  process.on('warning', onWarning);
+  try {
+    await fn();
+  } finally {
+    console.error = error;
+    console.warn = warn;
+    process.off('warning', onWarning);
+  }
+  return stray;
+}
+
 async function withDaemon(node: RabbitNode, driver: Target['driver'], what: string, body: (r: Run) => Promise<void>, config = ''): Promise<void> {
+  const stray = await strayOutput(() => daemonRun(node, driver, what, body, config));
+  // everything the daemon (rhea included) has to say is a JSON log line
+  assert.deepEqual(stray.filter((l) => !/ExperimentalWarning|DeprecationWarning/.test(l)), [], 'nothing printed outside the JSON log');
+}
+
+async function daemonRun(node: RabbitNode, driver: Target['driver'], what: string, body: (r: Run) => Promise<void>, config: string): Promise<void> {
   const ops = new Ops(node.url);
   const q = Admin.prefix(what);
   // declared here too: amqp1 cannot declare on RabbitMQ 3.x

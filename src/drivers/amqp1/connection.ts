@@ -20,7 +20,7 @@ import { ManagementLink, describeAmqpError } from './management.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { Amqp1Pipeline } from './pipeline.js';
 import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
-import { connectionLeftovers, openRheaGate, remoteOpenProperties } from './rhea-gate.js';
+import { CREDIT_OVERRUN, connectionLeftovers, openRheaGate, remoteOpenProperties } from './rhea-gate.js';
 
 export interface Amqp1ConnectionOptions {
   config: Amqp1ConnectionConfig;
@@ -207,9 +207,19 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
         // gone already
       }
       conn.removeAllListeners();
+      this.quiet(conn);
       await sleep(backoffDelay(this.backoff, 1), signal);
     }
     first.resolve();
+  }
+
+  /** a connection given up: what rhea would print on the console (a late close, read errors) goes to the debug log */
+  private quiet(conn: Connection): void {
+    const debug = (what: string) => (e: unknown) => this.logger.debug({ err: errorMessage((e as { error?: unknown } | null)?.error ?? e) }, `amqp1 ${what} on a closed connection`);
+    conn.on('error', debug('error'));
+    conn.on('protocol_error', debug('protocol error'));
+    conn.on('disconnected', () => undefined);
+    conn.on(CREDIT_OVERRUN, () => undefined);
   }
 
   private setLive(conn: Connection | undefined, info: { url: string; host: string; broker: BrokerInfo } | undefined): void {
@@ -262,13 +272,19 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
         c.on('error', (ctx: { error?: unknown }) => this.logger.debug({ err: errorMessage(ctx?.error) }, 'amqp1 connection error'));
         c.on('connection_error', (ctx) => this.logger.warn({ code: 'E_BROKER_CLOSED' }, `amqp1 connection error: ${describeAmqpError(ctx.connection.error)}`));
         c.on('protocol_error', (err: unknown) => this.logger.warn({ code: 'E_BROKER_CLOSED' }, `amqp1 protocol error: ${errorMessage(err)}`));
+        let overruns = 0;
+        c.on(CREDIT_OVERRUN, (receiver: { name?: string }) => {
+          overruns++;
+          // the first of a connection at warn, then every 1000th: a broker that overruns does it often
+          const level = overruns === 1 || overruns % 1000 === 0 ? 'warn' : 'debug';
+          this.logger[level]({ link: receiver.name, overruns }, 'amqp1: the broker sent a delivery beyond the link credit (the delivery is kept)');
+        });
         return c;
       },
       async (err: unknown) => {
         clearTimeout(timer);
         conn.removeAllListeners();
-        conn.on('error', () => undefined);
-        conn.on('disconnected', () => undefined);
+        this.quiet(conn);
         try {
           conn.close();
         } catch {
@@ -338,6 +354,8 @@ function closeConnection(conn: Connection): Promise<void> {
       clearTimeout(timer);
       conn.removeAllListeners();
       conn.on('error', () => undefined);
+      conn.on('protocol_error', () => undefined);
+      conn.on('disconnected', () => undefined);
       const c = connectionLeftovers(conn);
       try {
         // the socket may linger if the broker never answers the close

@@ -11,6 +11,8 @@ import type { Connection, Receiver, Sender, Session } from 'rhea';
 import { JobrunnerError } from '../../shared/errors.js';
 import { PATCHED_RHEA_VERSION, installLeanDeliveries, installLeanFrames, quietDisabledRheaLoggers } from './rhea-patches.js';
 
+export { CREDIT_OVERRUN } from './rhea-patches.js';
+
 /** the one rhea release this driver's internals were checked against */
 export const PINNED_RHEA_VERSION = PATCHED_RHEA_VERSION;
 

@@ -26,6 +26,9 @@ import { dirname, join } from 'node:path';
 import { UNDECODABLE } from './message.js';
 import { leanDecodeMessage, leanReadTransferFrame, type MessageShapes } from './lean-decode.js';
 
+/** the event a rhea Connection emits (with the receiver) when a transfer arrives beyond the link credit */
+export const CREDIT_OVERRUN = 'jobrunner_credit_overrun';
+
 /** the rhea release whose Incoming.prototype.on_transfer this file reproduces */
 export const PATCHED_RHEA_VERSION = '3.0.5';
 
@@ -219,7 +222,9 @@ export function installLeanDeliveries(session: unknown): void {
         const data = current.frames.length === 1 ? current.frames[0] : Buffer.concat(current.frames);
         current.frames = undefined;
         if (receiver.credit > 0) receiver.credit--;
-        // rhea prints this with console.error; here it is a process warning (stderr all the same)
+        // rhea prints this with console.error; here the connection's owner is told (the driver logs it as
+        // JSON), and only without one is it a process warning
+        else if (receiver.connection?.listenerCount?.(CREDIT_OVERRUN) > 0) receiver.connection.emit(CREDIT_OVERRUN, receiver);
         else process.emitWarning(`Received transfer when credit was ${receiver.credit}`, 'RheaWarning');
         receiver.delivery_count++;
         const msgctxt = current.format === 0 ? { message: decodeOrMark(data), delivery: current } : { message: data, delivery: current, format: current.format };
