@@ -14,6 +14,7 @@ export const DEFAULT_TIMINGS: PoolTimings = {
   probationMs: 500,
   memoryPollMs: 1000,
   killGraceMs: 2000,
+  silentJobWarnMs: 60_000,
 };
 
 export const ACK: JobOutcome = Object.freeze({ kind: 'ack' });

@@ -167,6 +167,7 @@ export class Dispatcher {
   }
 
   private onFrame(w: WorkerProcess, frame: WorkerFrame): void {
+    w.lastFrameAt = Date.now();
     if (frame.type === 'ready') {
       this.onReady(w, frame.maxConcurrency);
       return;

@@ -63,6 +63,10 @@ class Pool extends EventEmitter implements WorkerPool {
     this.hooks = {
       onSpawn: (w) => this.onSpawn(w),
       onSpawnError: (w, err) => this.onSpawnError(w, err),
+      onStdoutClosed: (w) => {
+        this.ctx.log.warn({ pid: w.pid, jobs: w.jobs.size }, 'worker closed its stdout but keeps running: it can answer no job; replacing it');
+        this.supervisor.kill(w, 'protocol', 'E_WORKER_CRASH', `worker ${w.pid} closed its stdout: it could not answer the job`);
+      },
       onStdout: (w, event) => {
         try {
           this.dispatch.onStdout(w, event);

@@ -3,7 +3,7 @@
 // keeping num_workers alive with crash-loop backoff (a worker that dies at start is respawned after
 // 100 ms, doubling up to 30 s; one that dies on a job is replaced at once).
 
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { backoffDelay, type BackoffPolicy } from '../shared/backoff.js';
 import { RELEASED, type PoolContext } from './context.js';
 import type { FailureCode, JobOutcome, WorkerExitReason } from './types.js';
@@ -28,6 +28,7 @@ export class Supervisor {
   private respawnTimer: NodeJS.Timeout | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
   private memoryTimer: NodeJS.Timeout | undefined;
+  private silentTimer: NodeJS.Timeout | undefined;
   private memoryPolling = false;
 
   constructor(
@@ -46,6 +47,28 @@ export class Supervisor {
       this.ttlTimer = setInterval(() => this.sweepDeadlines(), tick);
     }
     if (cfg.maxWorkerMemoryMb > 0) this.memoryTimer = setInterval(() => void this.pollMemory(), this.ctx.timings.memoryPollMs);
+    const silent = this.ctx.timings.silentJobWarnMs;
+    this.silentTimer = setInterval(() => this.sweepSilent(), Math.max(20, Math.min(5000, Math.floor(silent / 4))));
+    this.silentTimer.unref();
+  }
+
+  /** one warning per worker holding a job that got no frame at all for silentJobWarnMs */
+  private sweepSilent(): void {
+    const now = Date.now();
+    const limit = this.ctx.timings.silentJobWarnMs;
+    for (const w of this.ctx.workers) {
+      if (w.warnedSilent || w.killed) continue;
+      for (const job of w.jobs.values()) {
+        const at = job.assignedAt;
+        if (at === undefined || now - at < limit || w.lastFrameAt >= at) continue;
+        w.warnedSilent = true;
+        this.ctx.log.warn(
+          { pid: w.pid, job_id: job.id, held_ms: now - at },
+          `job held ${Math.round((now - at) / 1000)} s with no answer from its worker: does the worker flush stdout after each frame? (said once per worker)`,
+        );
+        break;
+      }
+    }
   }
 
   /** no more respawns from now on (stop() has begun) */
@@ -59,7 +82,8 @@ export class Supervisor {
     this.stopRespawning();
     clearInterval(this.ttlTimer);
     clearInterval(this.memoryTimer);
-    this.ttlTimer = this.memoryTimer = undefined;
+    clearInterval(this.silentTimer);
+    this.ttlTimer = this.memoryTimer = this.silentTimer = undefined;
   }
 
   /** A protocol with a handshake: a worker that does not answer it within its limit has failed to start. */
@@ -210,7 +234,8 @@ export class Supervisor {
       await Promise.all(
         [...this.ctx.workers].map(async (w) => {
           if (w.pid === 0 || w.killed || w.closed) return;
-          const rssKb = await readRssKb(w.pid);
+          // the whole tree: `sh -c "python3 w.py"` is a shell whose child does the work
+          const rssKb = await readTreeRssKb(w.pid);
           if (rssKb === undefined || rssKb <= limitMb * 1024 || w.killed || w.closed) return;
           const mb = Math.round(rssKb / 1024);
           this.ctx.log.warn({ pid: w.pid, rssMb: mb, limitMb }, 'worker over max_worker_memory; killing it');
@@ -232,4 +257,38 @@ export async function readRssKb(pid: number): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** processes below pid (Linux /proc/PID/task/TID/children); [] when it cannot be read */
+async function childrenOf(pid: number): Promise<number[]> {
+  try {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const lists = await Promise.all(tasks.map((t) => readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')));
+    return lists.flatMap((l) => l.split(' ').filter((x) => x !== '').map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * VmRSS of a process and every process below it, in kB (at most 256 processes): max_worker_memory holds
+ * for a worker started through a shell as for one started directly. Undefined when pid cannot be read.
+ */
+export async function readTreeRssKb(pid: number): Promise<number | undefined> {
+  const own = await readRssKb(pid);
+  if (own === undefined) return undefined;
+  let total = own;
+  const seen = new Set([pid]);
+  let level = await childrenOf(pid);
+  while (level.length > 0 && seen.size < 256) {
+    const next: number[] = [];
+    for (const c of level) {
+      if (seen.has(c) || seen.size >= 256) continue;
+      seen.add(c);
+      total += (await readRssKb(c)) ?? 0;
+      next.push(...(await childrenOf(c)));
+    }
+    level = next;
+  }
+  return total;
 }

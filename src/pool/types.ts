@@ -142,4 +142,9 @@ export interface PoolTimings {
   memoryPollMs: number;
   /** stop(): wait between SIGTERM and SIGKILL (default 2000) */
   killGraceMs: number;
+  /**
+   * a job held this long with no frame at all from its worker since it was sent logs one warning per
+   * worker (default 60000): the commonest beginner mistake is a worker that does not flush stdout
+   */
+  silentJobWarnMs: number;
 }

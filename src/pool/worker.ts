@@ -32,6 +32,8 @@ export interface WorkerHooks {
   /** what the protocol's decoder found in the worker's stdout, in order */
   onStdout(w: WorkerProcess, event: Decoded): void;
   onStderrLine(w: WorkerProcess, line: string): void;
+  /** the worker closed its stdout and kept running: it can answer nothing more */
+  onStdoutClosed(w: WorkerProcess): void;
   /** stdin can take more frames again */
   onDrain(w: WorkerProcess): void;
   /** the process is gone and its stdio closed (called once) */
@@ -44,6 +46,8 @@ const WRITE_BUFFER_LIMIT = 1024 * 1024;
 const STDERR_MAX_LINE = 64 * 1024;
 /** a stderr line is logged up to this many characters, then cut with a note (a log line stays cheap) */
 export const STDERR_LOG_CHARS = 8 * 1024;
+/** after stdout closed, how long a worker that is still running has to exit before it is killed */
+const STDOUT_CLOSED_GRACE_MS = 1000;
 /** after 'exit', how long to wait for the stdio to close (a grandchild may hold it) */
 const CLOSE_AFTER_EXIT_MS = 2000;
 
@@ -58,6 +62,10 @@ export class WorkerProcess {
   done = 0;
   /** answered at least one job with a valid frame */
   answered = false;
+  /** ms epoch of its last valid frame (0: none yet) */
+  lastFrameAt = 0;
+  /** warned once already that a job it holds got no answer for a long while */
+  warnedSilent = false;
   /** sent `ready` (or answered the protocol's handshake) */
   announced = false;
   /** the most jobs it may hold at once: min(announced max_concurrency, pool.max_concurrency) */
@@ -89,6 +97,7 @@ export class WorkerProcess {
   /** bytes queued in this pass (out and outChunks) */
   private outBytes = 0;
   private closeTimer: NodeJS.Timeout | undefined;
+  private stdoutTimer: NodeJS.Timeout | undefined;
   private resolveClosed!: () => void;
   private resolveSpawned!: (ok: boolean) => void;
   private readonly hooks: WorkerHooks;
@@ -159,7 +168,16 @@ export class WorkerProcess {
     });
     const decoder = protocol.decoder({ pipeline, workerId: this.workerId, pid: proc.pid ?? 0, daemonPid: process.pid }, (event) => this.hooks.onStdout(this, event));
     proc.stdout!.on('data', (chunk: Buffer) => decoder.push(chunk));
-    proc.stdout!.on('end', () => decoder.end());
+    proc.stdout!.on('end', () => {
+      decoder.end();
+      // a worker that closed its stdout but runs on can answer no job ever again: it is dead to us. An
+      // exiting worker closes stdout too, just before its exit: give that a moment before calling it so
+      if (!this.closed && this.state !== 'stopping') {
+        this.stdoutTimer = setTimeout(() => {
+          if (!this.closed && this.state !== 'stopping') this.hooks.onStdoutClosed(this);
+        }, STDOUT_CLOSED_GRACE_MS);
+      }
+    });
     const err = new LineSplitter(
       (line) => this.hooks.onStderrLine(this, line.length > STDERR_LOG_CHARS ? `${line.slice(0, STDERR_LOG_CHARS)} [cut: the line had ${line.length} characters]` : line),
       (bytes) => this.hooks.onStderrLine(this, `[a stderr line of ${bytes} bytes, too long to log]`),
@@ -231,6 +249,7 @@ export class WorkerProcess {
     this.closed = true;
     this.state = 'stopping';
     if (this.closeTimer) clearTimeout(this.closeTimer);
+    if (this.stdoutTimer) clearTimeout(this.stdoutTimer);
     if (this.retireTimer) clearTimeout(this.retireTimer);
     if (this.startTimer) clearTimeout(this.startTimer);
     this.closeTimer = undefined;
