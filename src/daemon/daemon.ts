@@ -360,7 +360,7 @@ export class Daemon implements Control, RpcControl {
           ready: ready ?? null,
           active: s.active,
           delayed: p.broker.delayedCount?.() ?? null,
-          reserved: s.active,
+          reserved: p.broker.inFlightCount?.() ?? s.active,
           workers: s.workers,
           priority: pipelinePriority(p.config),
           error: s.error ?? s.workerError ?? (conn && !connected ? conn.status().error ?? 'broker not connected' : null),

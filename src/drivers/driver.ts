@@ -166,8 +166,14 @@ export interface BrokerPipeline {
   checkDelay?(delayMs: number): Promise<void>;
   /** messages ready in the queue, or undefined when the broker cannot tell (capabilities().readyCount false) */
   readyCount(): Promise<number | undefined>;
-  /** messages waiting for their delay, where the driver holds them itself (memory); absent otherwise */
+  /** messages waiting for their delay, where the driver holds them itself (memory) or the broker counts them (SQS); absent otherwise */
   delayedCount?(): number;
+  /**
+   * Messages any consumer has received and not yet settled, where the broker counts them (SQS's
+   * ApproximateNumberOfMessagesNotVisible), as of the last readyCount(); absent otherwise. /pipelines
+   * shows it as `reserved`, as RoadRunner does; without it `reserved` is what this daemon holds.
+   */
+  inFlightCount?(): number | undefined;
   /** cancels; deletes the queue if configured (delete_queue_on_stop) */
   close(): Promise<void>;
 }

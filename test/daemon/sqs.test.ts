@@ -162,7 +162,7 @@ describe(`daemon on the sqs driver (${EMULATOR})`, { concurrency: false }, () =>
     await d.stop();
   });
 
-  test(`/pipelines shows the queue's visible and delayed counts (${EMULATOR})`, T, async () => {
+  test(`/pipelines shows the queue's visible, delayed and in-flight counts (${EMULATOR})`, T, async () => {
     const work = q('d-counts');
     const d = await startDaemon(yaml(join(dir, `${work}.record`), `    work:\n      driver: sqs\n      config: { queue: ${work} }\n`, [], 'http: { address: "127.0.0.1:0" }'));
     daemons.push(d);
@@ -172,8 +172,12 @@ describe(`daemon on the sqs driver (${EMULATOR})`, { concurrency: false }, () =>
     await emu.client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'later', DelaySeconds: 60 }));
     const res = await httpJson('GET', `${d.url}/pipelines`);
     assert.equal(res.status, 200);
-    const row = (res.body as Array<{ pipeline: string; driver: string; ready: number; delayed: number }>).find((p) => p.pipeline === 'work');
-    assert.deepEqual([row?.driver, row?.ready, row?.delayed], ['sqs', 1, 1]);
+    let row = (res.body as Array<{ pipeline: string; driver: string; ready: number; delayed: number; reserved: number }>).find((p) => p.pipeline === 'work');
+    assert.deepEqual([row?.driver, row?.ready, row?.delayed, row?.reserved], ['sqs', 1, 1, 0]);
+    // a message another consumer holds is in flight: SQS's NotVisible count
+    assert.equal((await emu.receive(work, 1, 1)).length, 1);
+    row = ((await httpJson('GET', `${d.url}/pipelines`)).body as Array<typeof row & object>).find((p) => p?.pipeline === 'work');
+    assert.deepEqual([row?.ready, row?.delayed, row?.reserved], [0, 1, 1]);
     await d.stop();
   });
 

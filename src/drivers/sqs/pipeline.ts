@@ -247,7 +247,7 @@ export class SqsPipeline implements BrokerPipeline {
     return this.counts.delayed ?? 0;
   }
 
-  /** messages received by any consumer and not yet deleted or visible again, as of the last readyCount() */
+  /** messages received by any consumer and not yet deleted or visible again (NotVisible), as of the last readyCount() */
   inFlightCount(): number | undefined {
     return this.counts.inFlight;
   }
