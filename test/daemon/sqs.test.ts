@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { CLI, freePort, readRecord, spawnServe, within } from '../helpers/faults
 import { EMULATOR, startSqsEmulator, type SqsEmulator } from '../helpers/sqs-emulator.js';
 
 const SCRIPTED = join(FIXTURE_WORKERS, 'scripted.mjs');
+/** the emulator takes any credentials: this one must never show in a log line or an output */
+const SECRET = 'Zq7-SqsSecret-NeverLogged-4x';
 const T = { timeout: 90_000 };
 const cliMissing = existsSync(CLI) ? false : 'dist/cli/main.js missing: run npm run build';
 if (cliMissing && process.env['CI'] === 'true') throw new Error(`${cliMissing} (CI=true)`);
@@ -43,7 +46,7 @@ function yaml(record: string, pipelines: string, consume: string[], extra = ''):
 server:
   command: ["${process.execPath}", "${SCRIPTED}"]
   env: { SCRIPTED_RECORD: "${record}", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" }
-sqs: { endpoint: "${emu.endpoint}", key: test, secret: test, region: us-east-1 }
+sqs: { endpoint: "${emu.endpoint}", key: AKIATESTKEY, secret: "${SECRET}", session_token: "${SECRET}", region: us-east-1 }
 logs: { level: debug }
 ${extra.includes('http:') ? extra : `http: { address: "127.0.0.1:0" }\n${extra}`}
 jobs:
@@ -51,6 +54,17 @@ jobs:
   pool: { num_workers: 2, destroy_timeout: 5s }
   pipelines:
 ${pipelines}`;
+}
+
+/** runs the built CLI to its end */
+function runCli(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
+    child.once('exit', (code) => resolve({ code, output }));
+  });
 }
 
 /** the daemon declares its queues after start() resolves: wait until they exist */
@@ -126,6 +140,7 @@ describe(`daemon on the sqs driver (${EMULATOR})`, { concurrency: false }, () =>
     assert.equal(dead[0]?.Body, '{"action":"nack","error":"always fails"}');
     assert.ok(d.logs.some((l) => l.msg.includes('job given up on goes to the queue\'s dead-letter queue')), 'says at start where given-up jobs go');
     await d.stop();
+    assert.ok(!JSON.stringify(d.logs).includes(SECRET), 'the secret is in no log line');
   });
 
   test(`give-up to dead_letter.pipeline: published there (confirmed), then deleted; the reason travels in the headers (${EMULATOR})`, T, async () => {
@@ -179,6 +194,30 @@ describe(`daemon on the sqs driver (${EMULATOR})`, { concurrency: false }, () =>
     row = ((await httpJson('GET', `${d.url}/pipelines`)).body as Array<typeof row & object>).find((p) => p?.pipeline === 'work');
     assert.deepEqual([row?.ready, row?.delayed, row?.reserved], [0, 1, 1]);
     await d.stop();
+  });
+
+  test(`jobrunner push publishes through the sqs driver, confirmed, in RoadRunner's format, delay included (${EMULATOR})`, { ...T, skip: cliMissing }, async () => {
+    const work = q('d-push');
+    const file = join(dir, `${work}.yaml`);
+    writeFileSync(file, yaml(join(dir, `${work}.record`), `    work:\n      driver: sqs\n      config: { queue: ${work} }\n`, []));
+    const at = Date.now();
+    const push = await within(
+      runCli(['push', '-c', file, 'work', 'SendEmail', '{"to":"a@b.c"}', '--header', 'tenant=acme', '--delay', '2', '--id', 'push-1', '--priority', '4']),
+      30_000,
+      'jobrunner push exits',
+    );
+    assert.equal(push.code, 0, push.output);
+    assert.ok(!push.output.includes(SECRET));
+    assert.equal((await emu.receive(work, 10, 0)).length, 0, 'delayed: not visible at once');
+    let got: Awaited<ReturnType<SqsEmulator['receive']>> = [];
+    await waitFor('the pushed job', async () => (got = await emu.receive(work, 10, 1)).length > 0, 15_000);
+    assert.ok(Date.now() - at >= 2000);
+    const a = got[0]!.MessageAttributes ?? {};
+    assert.deepEqual(
+      [a['rr_id']?.StringValue, a['rr_job']?.StringValue, a['rr_delay']?.StringValue, a['rr_priority']?.StringValue, got[0]!.Body],
+      ['push-1', 'SendEmail', '2', '4', '{"to":"a@b.c"}'],
+    );
+    assert.deepEqual(JSON.parse(Buffer.from(a['rr_headers']!.BinaryValue!).toString()), { tenant: ['acme'] });
   });
 
   test(`kill -9 of the daemon mid-job: the held jobs come back after the visibility timeout, 0 lost (${EMULATOR})`, { ...T, skip: cliMissing }, async (tc) => {
@@ -244,6 +283,7 @@ describe(`daemon on the sqs driver (${EMULATOR})`, { concurrency: false }, () =>
     } finally {
       second.kill();
     }
+    assert.ok(!first.output().includes(SECRET) && !second.output().includes(SECRET), 'the secret is in no output');
     const lost = sent.filter((s) => !collected.has(nOf.get(s.id) as string));
     const deliveries = readRecord(record);
     // a job running at the kill came back (after its visibility timeout: nothing else hands it out again)
