@@ -32,20 +32,23 @@ r4() { chroot "$chroot_dir" /usr/bin/env HOME=/var/lib/rabbitmq RABBITMQ_NODENAM
   RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}' "$@"; }
 
 start_rabbitmq3() {
-  command -v rabbitmq-server >/dev/null || { log "installing rabbitmq-server"; apt_install rabbitmq-server; }
   if port_open 5672; then
-    # already running (the package's service starts it): make sure AMQP 1.0 is on
-    rabbitmq-plugins list -e 2>/dev/null | grep -q rabbitmq_amqp1_0 || rabbitmq-plugins enable rabbitmq_amqp1_0 >/dev/null
-  else
-    rabbitmq-plugins enable --offline rabbitmq_amqp1_0 >/dev/null
-    log "starting RabbitMQ 3 on 127.0.0.1:5672"
-    rabbitmq-server -detached
-    wait_port 5672
+    # already running (the package's service starts it, or a container): make sure AMQP 1.0 is on
+    if command -v rabbitmq-plugins >/dev/null; then
+      rabbitmq-plugins list -e 2>/dev/null | grep -q rabbitmq_amqp1_0 || rabbitmq-plugins enable rabbitmq_amqp1_0 >/dev/null
+    fi
+    return 0
   fi
+  command -v rabbitmq-server >/dev/null || { log "installing rabbitmq-server"; apt_install rabbitmq-server; }
+  rabbitmq-plugins enable --offline rabbitmq_amqp1_0 >/dev/null
+  log "starting RabbitMQ 3 on 127.0.0.1:5672"
+  rabbitmq-server -detached
+  wait_port 5672
   rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
 }
 
 start_rabbitmq4() {
+  if port_open 5673 && [[ ! -x $chroot_dir/usr/sbin/rabbitmq-server ]]; then return 0; fi   # a container, or another root
   if [[ ! -x $chroot_dir/usr/sbin/rabbitmq-server ]]; then
     command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_install debootstrap; }
     log "building a Debian 13 chroot with RabbitMQ 4 (a minute or two, once per machine)"
@@ -68,6 +71,7 @@ start_rabbitmq4() {
 }
 
 start_nats() {
+  port_open 4222 && return 0   # running already (here, or a container): leave it alone
   command -v nats-server >/dev/null || { log "installing nats-server"; apt_install nats-server; }
   if ! port_open 4222; then
     log "starting NATS with JetStream on 127.0.0.1:4222"
