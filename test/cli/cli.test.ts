@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { ROOT } from '../helpers/daemon.js';
 import { brokerUrls } from '../drivers/conformance.js';
+import { recordOutput } from '../helpers/output-log.js';
 
 const CLI = join(ROOT, 'dist/cli/main.js');
 
@@ -22,6 +23,7 @@ function run(args: string[], options: { cwd?: string; input?: string; env?: Node
     encoding: 'utf8',
     timeout: 30_000,
   });
+  recordOutput(r.stdout + r.stderr);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkConfig, formatProblem } from '../../src/config/index.js';
 import { ROOT } from '../helpers/daemon.js';
+import { recordOutput, registerSecrets } from '../helpers/output-log.js';
 
 const CLI = join(ROOT, 'dist/cli/main.js');
 const cliMissing = existsSync(CLI) ? false : 'dist/cli/main.js missing: run npm run build';
@@ -18,6 +19,7 @@ if (cliMissing && process.env['CI'] === 'true') throw new Error(`${cliMissing} (
 
 function validate(path: string): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, 'validate', '-c', path], { cwd: ROOT, env: { ...process.env, JOBRUNNER_CONFIG: '' }, encoding: 'utf8', timeout: 30_000 });
+  recordOutput(r.stdout + r.stderr);
   return { code: r.status, out: r.stdout + r.stderr };
 }
 
@@ -62,6 +64,7 @@ test('case 10: a YAML alias bomb is E_CONFIG_YAML at file:line:col, exit 2', { s
 
 test('case 9: an address that is not a URL (a SAS key not URL-encoded) is refused with a hint, the key never printed', { skip: cliMissing }, () => {
   const key = 'Ab3/Kx9+Qw7=Zp1Lm2Rt5SasKey';
+  registerSecrets(key, 'Zq9SecretPw7731');
   const yaml = [...BASE, `amqp1: { addr: "amqps://RootManageSharedAccessKey:${key}@ns.servicebus.windows.net:5671/" }`, 'jobs:', '  pipelines:', '    work: { driver: amqp1, config: { queue: q } }', ''].join('\n');
   withFile('sb.yaml', yaml, (path) => {
     const r = validate(path);

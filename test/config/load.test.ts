@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { checkConfig, checkConfigText, configSchema, embeddedDefaultConfig, formatProblem, loadConfig } from '../../src/config/index.js';
 import type { Amqp091ConnectionConfig } from '../../src/drivers/amqp091/options.js';
 import { JobrunnerError } from '../../src/shared/errors.js';
+import { registerSecrets } from '../helpers/output-log.js';
 
 const FIX = 'test/fixtures/configs';
 const lines = (path: string, env: NodeJS.ProcessEnv = {}): string[] => checkConfig(path, env).problems.map(formatProblem);
@@ -212,6 +213,7 @@ test('the RoadRunner sample .rr.yaml validates unchanged', () => {
 
 test('secrets never appear in problems or errors', () => {
   const secret = 'Zq7-VeryDistinctiveSecret-4x';
+  registerSecrets(secret);
   const path = `${FIX}/broken/secret.yaml`;
   const r = checkConfig(path, {});
   assert.equal(r.problems.length, 2);

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { Metrics } from '../../src/observability/metrics.js';
+import { recordOutput } from './output-log.js';
 import type { Tracing } from '../../src/observability/tracing.js';
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
@@ -38,6 +39,7 @@ export async function startDaemon(yaml: string, options: { env?: NodeJS.ProcessE
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
+      recordOutput(chunk.toString('utf8'));
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line.trim() !== '') logs.push(JSON.parse(line) as LogLine);
       }

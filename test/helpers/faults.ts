@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { connect, type ChannelModel } from 'amqplib';
 import { brokerUrls } from '../drivers/conformance.js';
 import { FIXTURE_WORKERS, ROOT } from './daemon.js';
+import { recordOutput } from './output-log.js';
 
 export const SCRIPTED = join(FIXTURE_WORKERS, 'scripted.mjs');
 export const CLI = join(ROOT, 'dist/cli/main.js');
@@ -350,6 +351,7 @@ export function spawnServe(file: string, env: NodeJS.ProcessEnv = {}): CliDaemon
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.once('exit', () => recordOutput(out));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   return {
     child,

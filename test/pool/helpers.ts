@@ -8,6 +8,7 @@ import { createPool } from '../../src/pool/pool.js';
 import type { FollowUp, JobCallbacks, JobOutcome, PoolTimings, WorkerExitReason, WorkerJob, WorkerPool } from '../../src/pool/types.js';
 import type { WorkerProtocol } from '../../src/protocol/codec.js';
 import { jobrunnerProtocol } from '../../src/protocol/jobrunner/index.js';
+import { recordOutput } from '../helpers/output-log.js';
 
 export const WORKERS = new URL('../fixtures/workers/', import.meta.url).pathname;
 
@@ -64,6 +65,7 @@ export function testPool(
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
+      recordOutput(chunk.toString('utf8'));
       for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as LogLine);
       cb();
     },

@@ -12,15 +12,18 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { httpJson, startDaemon, waitFor } from '../helpers/daemon.js';
 import { CLI, freePort, spawnServe, within } from '../helpers/faults.js';
+import { recordOutput, registerSecrets } from '../helpers/output-log.js';
 
 const PASSWORD = 'Pw-amqp-9f3c1e77d2';
 const SAS_KEY = 'SasKey+Zq81/x0Lm4Pw==';
 const TOKEN = 'tok-http-4b7e22a1c9';
 const SECRETS = [PASSWORD, SAS_KEY, encodeURIComponent(SAS_KEY), TOKEN];
+registerSecrets(...SECRETS);
 const cliMissing = existsSync(CLI) ? false : 'dist/cli/main.js missing: run npm run build';
 if (cliMissing && process.env['CI'] === 'true') throw new Error(`${cliMissing} (CI=true)`);
 
 function assertNoSecret(what: string, text: string): void {
+  recordOutput(text);
   for (const s of SECRETS) assert.ok(!text.includes(s), `${what} prints a secret (${s.slice(0, 6)}…):\n${text.slice(0, 3000)}`);
 }
 
