@@ -8,12 +8,13 @@ import type { DriverDescriptor } from './driver.js';
 import { descriptor as amqp091 } from './amqp091/index.js';
 import { descriptor as amqp1 } from './amqp1/index.js';
 import { descriptor as memory } from './memory/index.js';
+import { descriptor as nats } from './nats/index.js';
 import { descriptor as sqs } from './sqs/index.js';
 
 // the descriptors are generic in their options; the registry holds them by their common face
 type AnyDescriptor = DriverDescriptor<never, never>;
 
-export const DRIVERS: readonly DriverDescriptor[] = [amqp091, amqp1, memory, sqs].map((d) => d as unknown as AnyDescriptor as unknown as DriverDescriptor);
+export const DRIVERS: readonly DriverDescriptor[] = [amqp091, amqp1, nats, memory, sqs].map((d) => d as unknown as AnyDescriptor as unknown as DriverDescriptor);
 
 const byName = new Map<string, DriverDescriptor>();
 for (const d of DRIVERS) for (const n of [d.name, ...d.aliases]) byName.set(n, d);
@@ -30,7 +31,7 @@ export function driverFor(name: string): DriverDescriptor {
   return d;
 }
 
-/** `amqp091 (alias amqp), amqp1, memory`: for messages */
+/** `amqp091 (alias amqp), amqp1, nats, memory`: for messages */
 export function describeDrivers(): string {
   return DRIVERS.map((d) => (d.aliases.length > 0 ? `${d.name} (alias ${d.aliases.join(', ')})` : d.name)).join(', ');
 }

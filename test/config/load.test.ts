@@ -21,7 +21,7 @@ test('broken configs: every problem as file:line:col path: message', () => {
     ['bad-duration', [`${b}/bad-duration.yaml:4:23 jobs.pool.allocate_timeout: \`5 minutes\` is not a duration (write e.g. 500ms, 30s, 5m, 1h30m, or a number of seconds)`]],
     ['missing-env', [`${b}/missing-env.yaml:3:23 amqp.addr: environment variable \`RABBIT_PASSWORD\` is not set (write \${RABBIT_PASSWORD:-default} to give a default)`]],
     ['consume-unknown', [`${b}/consume-unknown.yaml:3:21 jobs.consume[1]: consume names unknown pipeline \`emails\`; did you mean \`email\`?`]],
-    ['bad-driver', [`${b}/bad-driver.yaml:5:15 jobs.pipelines.orders.driver: unsupported driver \`beanstalk\`; supported drivers: amqp091 (alias amqp), amqp1, memory, sqs`]],
+    ['bad-driver', [`${b}/bad-driver.yaml:5:15 jobs.pipelines.orders.driver: unsupported driver \`beanstalk\`; supported drivers: amqp091 (alias amqp), amqp1, nats, memory, sqs`]],
     ['yaml-syntax', [`${b}/yaml-syntax.yaml:7:1 YAML syntax error: All mapping items must start at the same column`]],
     ['dead-letter-unknown', [`${b}/dead-letter-unknown.yaml:6:32 jobs.pipelines.orders.dead_letter.pipeline: dead_letter names unknown pipeline \`orders-dlq\`; did you mean \`orders-dead\`?`]],
   ];

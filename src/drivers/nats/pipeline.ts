@@ -1,0 +1,304 @@
+// One nats pipeline: a subject on a stream, consumed through a durable pull consumer with explicit acks.
+// Settlement: ack (then delete the message with delete_after_ack), reject(true) = nak, reject(false) = term
+// (JetStream has no dead-lettering of its own), retryLater(ms) = nak(ms) so the server's delivery count is
+// the attempt. While a delivery is held, `working()` goes out before ack_wait runs out, so a long job is
+// not handed to someone else.
+
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import type { PipelineConfig } from '../../config/types.js';
+import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type OutgoingJob } from '../driver.js';
+import type { NatsPipelineOptions } from './options.js';
+import { NATS_CAPABILITIES } from './capabilities.js';
+import type { Logger } from '../../observability/logger.js';
+import { JobrunnerError, errorMessage } from '../../shared/errors.js';
+import type { LiveNats, NatsConnection } from './connection.js';
+import { PullLoop } from './pull.js';
+import { SUBJECT_HEADER, decodeMessage, encodeJob, type RawHeaders } from './codec.js';
+import { ensureConsumer, ensureStream, consumerInfo } from './topology.js';
+import { DUE_HEADER, TARGET_HEADER, delaySubject, ensureDelayStream } from './delay.js';
+
+type NatsPipelineConfig = PipelineConfig<NatsPipelineOptions>;
+
+export class NatsPipeline implements BrokerPipeline {
+  readonly name: string;
+  readonly queue: string;
+  private readonly o: NatsPipelineOptions;
+  private loop: PullLoop | undefined;
+  private onDelivery: ((d: Delivery) => void) | undefined;
+  private readonly held = new Set<NatsDelivery>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** the consumer's ack_wait as the server has it (an existing consumer keeps its own) */
+  private ackWaitMs: number;
+  private declaredOn: LiveNats | undefined;
+  private closed: Promise<void> | undefined;
+  /** deliveries that arrived while not consuming */
+  private parked: NatsDelivery[] = [];
+
+  constructor(
+    private readonly config: NatsPipelineConfig,
+    private readonly conn: NatsConnection,
+    private readonly logger: Logger,
+  ) {
+    this.name = config.name;
+    this.o = config.options;
+    this.queue = this.o.stream;
+    this.ackWaitMs = this.o.ackWaitMs;
+  }
+
+  /** what the daemon's pool can hold: the consumer's max_ack_pending when jobrunner creates it */
+  private poolCapacity(): number {
+    const { numWorkers, maxConcurrency } = this.config.pool;
+    return Math.max(this.o.prefetch, numWorkers * Math.max(1, maxConcurrency));
+  }
+
+  async declare(): Promise<void> {
+    const live = await this.conn.waitConnected(30_000);
+    await this.declareOn(live);
+  }
+
+  private async declareOn(live: LiveNats): Promise<void> {
+    await ensureStream(live.jsm, this.name, this.o);
+    const info = await ensureConsumer(live.jsm, this.name, this.o, {
+      name: this.o.consumer,
+      ackWaitMs: this.o.ackWaitMs,
+      maxAckPending: this.poolCapacity(),
+      deliverNew: this.o.deliverNew,
+    });
+    const ackWait = Math.round((info.config.ack_wait ?? 0) / 1_000_000);
+    if (ackWait > 0) this.ackWaitMs = ackWait;
+    if (info.config.filter_subject !== undefined && info.config.filter_subject !== '' && info.config.filter_subject !== this.o.subject) {
+      this.logger.warn({ consumer: this.o.consumer, filter_subject: info.config.filter_subject, subject: this.o.subject }, 'the existing consumer filters on another subject than the pipeline publishes to');
+    }
+    if (this.o.declare) await ensureDelayStream(live.jsm, this.o.stream);
+    this.declaredOn = live;
+  }
+
+  private async consumerOn(live: LiveNats): Promise<Consumer> {
+    // after a reconnect, declare again (a server restarted without its state has lost them)
+    if (this.declaredOn !== live) await this.declareOn(live);
+    return live.js.consumers.get(this.o.stream, this.o.consumer);
+  }
+
+  async consume(onDelivery: (delivery: Delivery) => void): Promise<void> {
+    if (this.closed !== undefined) throw new JobrunnerError('E_SHUTDOWN', `pipeline ${this.name} is closed`);
+    // the consumer must exist before consume() resolves: a missing stream is the caller's error now
+    const live = await this.conn.waitConnected(30_000);
+    await this.consumerOn(live);
+    this.onDelivery = onDelivery;
+    if (this.loop === undefined) {
+      this.loop = new PullLoop({
+        conn: this.conn,
+        logger: this.logger,
+        limit: this.o.prefetch,
+        consumer: (l) => this.consumerOn(l),
+        onMessage: (m, gen) => this.deliver(m, gen),
+      });
+      this.loop.start();
+      this.startHeartbeat();
+    } else this.loop.resume();
+    this.conn.movers.acquire(this.o.stream);
+    // what the last fetch brought after a cancel, first
+    const parked = this.parked;
+    this.parked = [];
+    for (const d of parked) onDelivery(d);
+  }
+
+  async cancel(): Promise<void> {
+    this.onDelivery = undefined;
+    this.loop?.pause();
+  }
+
+  private deliver(m: JsMsg, generation: number): void {
+    const raw: RawHeaders = new Map();
+    if (m.headers !== undefined) for (const [k, v] of m.headers) raw.set(k, v);
+    const info = m.info;
+    const job = decodeMessage(m.data, raw, {
+      pipeline: this.name,
+      pipelineJob: this.config.job,
+      queue: this.queue,
+      stream: info.stream,
+      streamSeq: info.streamSequence,
+      deliveryCount: info.deliveryCount,
+    });
+    // as RoadRunner's nats driver does: the subject the message came on, for the worker
+    job.headers[SUBJECT_HEADER] = [m.subject];
+    const d = new NatsDelivery(job, m, this, generation, this.loop);
+    this.held.add(d);
+    const cb = this.onDelivery;
+    // brought by the fetch that was open when consuming was cancelled: kept (alive) for the next consume
+    if (cb === undefined) this.parked.push(d);
+    else cb(d);
+  }
+
+  /** @internal a delivery is settled (or dropped as stale) */
+  settled(d: NatsDelivery): void {
+    this.held.delete(d);
+  }
+
+  /** @internal */
+  isLive(generation: number): boolean {
+    return this.conn.liveConnection() !== undefined && this.conn.currentGeneration() === generation;
+  }
+
+  /** @internal */
+  async deleteMessage(seq: number): Promise<void> {
+    const live = this.conn.liveConnection();
+    if (live === undefined) return;
+    try {
+      await live.jsm.streams.deleteMessage(this.o.stream, seq, false);
+    } catch (err) {
+      this.logger.warn({ seq, err: errorMessage(err) }, 'delete_after_ack: the acked message could not be deleted from the stream');
+    }
+  }
+
+  /** working() for every held delivery, often enough that none reaches ack_wait */
+  private startHeartbeat(): void {
+    if (this.heartbeat !== undefined) return;
+    const every = Math.max(100, Math.floor(this.ackWaitMs / 3));
+    this.heartbeat = setInterval(() => {
+      for (const d of this.held) d.keepAlive();
+    }, every);
+    this.heartbeat.unref();
+  }
+
+  async publish(job: OutgoingJob): Promise<void> {
+    const live = await this.conn.waitConnected(30_000);
+    const enc = encodeJob(job, this.o.priority);
+    const h = natsHeaders();
+    for (const [k, v] of enc.headers) h.append(k, v);
+    let subject = this.o.subject;
+    if (job.delayMs > 0) {
+      h.set(DUE_HEADER, String(Date.now() + job.delayMs));
+      h.set(TARGET_HEADER, this.o.subject);
+      subject = delaySubject(this.o.stream);
+    }
+    try {
+      await live.js.publish(subject, enc.data, { msgID: enc.msgId, headers: h });
+    } catch (err) {
+      if (job.delayMs > 0 && /no responders|503/i.test(errorMessage(err))) {
+        throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: delayed push needs the delay stream ${delaySubject(this.o.stream)} (created with declare: true): ${errorMessage(err)}`, { cause: err });
+      }
+      throw new JobrunnerError('E_PUBLISH', `pipeline ${this.name}: publish to ${subject} not confirmed: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  capabilities(): Capabilities {
+    return NATS_CAPABILITIES;
+  }
+
+  async readyCount(): Promise<number | undefined> {
+    const live = this.conn.liveConnection();
+    if (live === undefined) return undefined;
+    const info = await consumerInfo(live.jsm, this.o.stream, this.o.consumer);
+    // parked deliveries wait for a worker as much as the messages not yet pulled
+    return info === undefined ? undefined : info.num_pending + this.parked.length;
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.doClose();
+    return this.closed;
+  }
+
+  private async doClose(): Promise<void> {
+    await this.cancel();
+    await this.loop?.stop();
+    // parked deliveries were never handed out: back to the server now, for whoever consumes next
+    const parked = this.parked;
+    this.parked = [];
+    for (const d of parked) await d.reject(true, 'closing').catch(() => undefined);
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    if (this.o.deleteStreamOnStop) {
+      const live = this.conn.liveConnection();
+      if (live !== undefined) {
+        try {
+          await live.jsm.streams.delete(this.o.stream);
+        } catch (err) {
+          this.logger.warn({ stream: this.o.stream, err: errorMessage(err) }, 'delete_stream_on_stop: the stream could not be deleted');
+        }
+      }
+    }
+    this.conn.forget(this);
+  }
+
+  onConnected(_live: LiveNats): void {
+    this.loop?.poke();
+  }
+
+  onDisconnected(): void {
+    this.loop?.poke();
+  }
+
+  /** @internal */
+  get deleteAfterAck(): boolean {
+    return this.o.deleteAfterAck;
+  }
+}
+
+export class NatsDelivery extends DeliveryBase {
+  private done = false;
+
+  constructor(
+    job: ConstructorParameters<typeof DeliveryBase>[0],
+    private readonly msg: JsMsg,
+    private readonly pipe: NatsPipeline,
+    private readonly generation: number,
+    private loop: PullLoop | undefined,
+  ) {
+    super(job);
+  }
+
+  live(): boolean {
+    return this.pipe.isLive(this.generation);
+  }
+
+  /** @internal the heartbeat: the job is still being worked on */
+  keepAlive(): void {
+    if (this.done || !this.live()) return;
+    try {
+      this.msg.working();
+    } catch {
+      // disconnected: the next heartbeat or the server's redelivery takes over
+    }
+  }
+
+  async touch(): Promise<void> {
+    this.keepAlive();
+  }
+
+  async ack(): Promise<void> {
+    this.settle();
+    this.msg.ack();
+    if (this.pipe.deleteAfterAck) await this.pipe.deleteMessage(this.msg.seq);
+  }
+
+  async reject(requeue: boolean, _reason?: string): Promise<void> {
+    this.settle();
+    // term without a reason: servers before 2.10 ignore "+TERM <reason>" (it would not terminate)
+    if (requeue) this.msg.nak();
+    else this.msg.term();
+  }
+
+  /** a retry after `delayMs`: JetStream hands the same message back then, counting the delivery */
+  async retryLater(delayMs: number): Promise<void> {
+    this.settle();
+    this.msg.nak(Math.max(0, Math.round(delayMs)));
+  }
+
+  private settle(): void {
+    if (!this.live()) {
+      this.release();
+      throw new JobrunnerError('E_STALE_DELIVERY', `job ${this.id}: the connection it came on is gone; the server redelivers it after ack_wait`);
+    }
+    if (this.done) throw new JobrunnerError('E_INTERNAL', `delivery of job ${this.id} is settled already`);
+    this.release();
+  }
+
+  private release(): void {
+    if (this.done) return;
+    this.done = true;
+    this.pipe.settled(this);
+    this.loop?.release();
+  }
+}

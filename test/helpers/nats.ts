@@ -1,0 +1,151 @@
+// Helpers for the nats driver tests: pipeline configs with unique streams, a JetStream "admin" that
+// publishes, counts and deletes behind the driver's back, and private nats-server processes (own port,
+// own data folder) for the tests that stop or kill a server; the shared server on :4222 is never touched.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { PipelineConfig } from '../../src/config/types.js';
+import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
+import { delayStreamName } from '../../src/drivers/nats/delay.js';
+
+export const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
+
+export type NatsPipelineConfig = PipelineConfig<NatsPipelineOptions>;
+
+export function natsPipeline(name: string, over: Partial<NatsPipelineOptions> & { pool?: Partial<PipelineConfig['pool']> } = {}): NatsPipelineConfig {
+  const { pool, ...options } = over;
+  return {
+    name,
+    driver: 'nats',
+    command: ['true'],
+    env: {},
+    requeueOnFail: false,
+    redialTimeoutMs: 60_000,
+    pool: { numWorkers: 1, maxConcurrency: 1, protocol: 'jobrunner', maxJobs: 0, allocateTimeoutMs: 10_000, destroyTimeoutMs: 10_000, execTtlMs: 0, maxWorkerMemoryMb: 0, ...pool },
+    consume: true,
+    options: {
+      subject: `jr.${name}`,
+      stream: `JR_${name.replace(/[^A-Za-z0-9_-]/g, '_')}`,
+      consumer: `jobrunner-${name}`,
+      prefetch: 10,
+      priority: 10,
+      ackWaitMs: 30_000,
+      deleteAfterAck: false,
+      deleteStreamOnStop: false,
+      deliverNew: false,
+      rateLimit: 1000,
+      declare: true,
+      ...options,
+    },
+  };
+}
+
+/** A plain JetStream client for setup and checks; tracks streams to delete. */
+export class NatsAdmin {
+  private nc: NatsConnection | undefined;
+  private streams = new Set<string>();
+  constructor(private readonly url: string) {}
+
+  async conn(): Promise<{ nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager }> {
+    this.nc ??= await connect({ servers: this.url, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    return { nc: this.nc, js: jetstream(this.nc), jsm: await jetstreamManager(this.nc) };
+  }
+
+  /** deletes the stream (and its delay stream) at cleanup */
+  track(stream: string): void {
+    this.streams.add(stream);
+    this.streams.add(delayStreamName(stream));
+  }
+
+  async cleanup(): Promise<void> {
+    try {
+      const { jsm } = await this.conn();
+      for (const s of this.streams) await jsm.streams.delete(s).catch(() => undefined);
+    } catch {
+      // the server is gone: nothing to clean
+    }
+    await this.nc?.close().catch(() => undefined);
+    this.nc = undefined;
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A private nats-server with JetStream: stop/start keep its data folder; kill() is SIGKILL. */
+export class PrivateNats {
+  readonly dir = mkdtempSync(join(tmpdir(), 'jobrunner-nats-'));
+  private proc: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<PrivateNats> {
+    const s = new PrivateNats(await freePort());
+    await s.start();
+    return s;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.proc !== undefined) return;
+    const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, '-n', `jobrunner-test-${this.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = proc;
+    let log = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server on ${this.port} did not start: ${log}`)), 20_000);
+      proc.stderr?.on('data', (c: Buffer) => {
+        log += c.toString();
+        if (/Server is ready/.test(log)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server exited (${code}): ${log}`));
+      });
+    });
+    proc.stderr?.removeAllListeners('data');
+    proc.stderr?.resume();
+  }
+
+  /** graceful stop (SIGTERM), data kept */
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (p === undefined) return;
+    this.proc = undefined;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+  }
+
+  async destroy(): Promise<void> {
+    const p = this.proc;
+    this.proc = undefined;
+    if (p !== undefined && p.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        p.once('exit', () => resolve());
+        p.kill('SIGKILL');
+      });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
