@@ -87,7 +87,7 @@ test('consumer, declare and an addr list; bad names and unknown keys are errors 
   assert.deepEqual(ok.config?.connections['nats'], { urls: ['nats://a:4222', 'nats://b:4222'] });
   const bad = checkConfigText('c.yaml', 'nats: {}\njobs:\n  pipelines:\n    o: { driver: nats, command: w, config: { stream: "a.b", subjct: x } }\n', {});
   assert.deepEqual(bad.problems.map(formatProblem), [
-    'c.yaml:4:54 jobs.pipelines.o.config.stream: must match pattern "^[^.*>\\s/\\\\]+$"',
+    'c.yaml:4:44 jobs.pipelines.o.config: stream `a.b`: a JetStream stream name may not contain `.`, `*`, `>`, whitespace or slashes',
     'c.yaml:4:61 jobs.pipelines.o.config.subjct: unknown key `subjct`; did you mean `subject`?',
   ]);
 });

@@ -4,7 +4,7 @@
 
 import type { DriverDescriptor } from '../driver.js';
 import { NATS_CAPABILITIES } from './capabilities.js';
-import { natsOptions, natsSection, type NatsConnectionConfig, type NatsPipelineOptions } from './options.js';
+import { natsCrossCheck, natsOptions, natsSection, type NatsConnectionConfig, type NatsPipelineOptions } from './options.js';
 
 export const descriptor: DriverDescriptor<NatsPipelineOptions, NatsConnectionConfig> = {
   name: 'nats',
@@ -14,6 +14,7 @@ export const descriptor: DriverDescriptor<NatsPipelineOptions, NatsConnectionCon
   capabilities: NATS_CAPABILITIES,
   normalizeSection: natsSection,
   normalizeOptions: ({ pipeline, full }) => natsOptions(pipeline, full),
+  crossCheck: natsCrossCheck,
   async connect({ section, logger }) {
     const { createNatsConnection } = await import('./connection.js');
     return createNatsConnection({ config: section ?? natsSection({ addr: 'nats://127.0.0.1:4222' }), logger });

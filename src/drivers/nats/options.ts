@@ -4,7 +4,7 @@
 // in by ajv): read here without a second copy.
 
 import type { PipelineOptionsBase } from '../../config/types.js';
-import { boolOf, msOf, numOf, str, strOf, urls, type Obj } from '../../config/values.js';
+import { boolOf, msOf, numOf, obj, str, strOf, urls, type Obj } from '../../config/values.js';
 import type { NormalizedOptions } from '../driver.js';
 
 export interface NatsConnectionConfig {
@@ -59,4 +59,17 @@ export function natsOptions(pipeline: string, full: Obj): NormalizedOptions<Nats
   };
   // no requeue_on_fail in RoadRunner's nats driver: without a retry block a failed job is terminated
   return { options, requeueOnFail: false, redialTimeoutMs: msOf(full, 'redial_timeout') };
+}
+
+const BAD_NAME = /[.*>\s/\\]/;
+
+/** what crossref cannot leave to the schema: JetStream's rules for stream and consumer names */
+export function natsCrossCheck(raw: Obj): { at: 'config'; message: string }[] {
+  const c = obj(raw);
+  const out: { at: 'config'; message: string }[] = [];
+  for (const key of ['stream', 'consumer'] as const) {
+    const v = c[key];
+    if (typeof v === 'string' && BAD_NAME.test(v)) out.push({ at: 'config', message: `${key} \`${v}\`: a JetStream ${key} name may not contain \`.\`, \`*\`, \`>\`, whitespace or slashes` });
+  }
+  return out;
 }
