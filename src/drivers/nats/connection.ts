@@ -16,6 +16,7 @@ import { RECONNECT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../share
 import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
 import { NatsPipeline } from './pipeline.js';
 import { DelayMovers } from './delay.js';
+import type { LiveNats, NatsLink } from './live.js';
 
 export interface NatsConnectionOptions {
   config: NatsConnectionConfig;
@@ -26,24 +27,12 @@ export interface NatsConnectionOptions {
   reconnectWaitMs?: number;
 }
 
-/** What a pipeline needs of the live connection. */
-export interface LiveNats {
-  nc: NatsClient;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  /** increases with every disconnect: deliveries of another generation are stale */
-  generation: number;
-  /** the server's version as it announced it, e.g. "2.9.10" */
-  serverVersion: string;
-  /** resolves when this connection is lost (a request sent just before may never be answered) */
-  lost: Promise<void>;
-}
 
 export function createNatsConnection(options: NatsConnectionOptions): DriverConnection {
   return new NatsConnection(options);
 }
 
-export class NatsConnection extends EventEmitter implements DriverConnection {
+export class NatsConnection extends EventEmitter implements DriverConnection, NatsLink {
   readonly driver = 'nats' as const;
   readonly logger: Logger;
   readonly movers: DelayMovers;
@@ -90,8 +79,8 @@ export class NatsConnection extends EventEmitter implements DriverConnection {
   }
 
   /** @internal pipelines drop themselves when closed */
-  forget(p: NatsPipeline): void {
-    this.pipelines.delete(p);
+  forget(p: { readonly name: string }): void {
+    this.pipelines.delete(p as NatsPipeline);
   }
 
   status(): ConnectionStatus {

@@ -9,7 +9,7 @@
 import { AckPolicy, RetentionPolicy, StorageType, type Consumer, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { errorMessage } from '../../shared/errors.js';
-import type { LiveNats, NatsConnection } from './connection.js';
+import type { LiveNats, NatsLink } from './live.js';
 import { PullLoop } from './pull.js';
 import { consumerInfo, nanos, streamInfo } from './topology.js';
 import { MSG_ID_HEADER } from './codec.js';
@@ -48,7 +48,7 @@ interface Mover {
 export class DelayMovers {
   private readonly movers = new Map<string, Mover>();
 
-  constructor(private readonly conn: NatsConnection) {}
+  constructor(private readonly conn: NatsLink) {}
 
   acquire(stream: string): void {
     if (this.movers.has(stream)) return;
@@ -79,7 +79,7 @@ export class DelayMovers {
     await Promise.all(all.map((m) => m.loop.stop()));
   }
 
-  private async move(liveNow: LiveNats | undefined, m: JsMsg, loop: PullLoop, logger: NatsConnection['logger']): Promise<void> {
+  private async move(liveNow: LiveNats | undefined, m: JsMsg, loop: PullLoop, logger: NatsLink['logger']): Promise<void> {
     try {
       const due = Number(m.headers?.get(DUE_HEADER) ?? '0');
       const target = m.headers?.get(TARGET_HEADER) ?? '';
@@ -120,7 +120,7 @@ export class DelayMovers {
   }
 }
 
-function live(conn: NatsConnection): LiveNats | undefined {
+function live(conn: NatsLink): LiveNats | undefined {
   return conn.liveConnection();
 }
 

@@ -12,7 +12,7 @@ import type { NatsPipelineOptions } from './options.js';
 import { NATS_CAPABILITIES } from './capabilities.js';
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
-import type { LiveNats, NatsConnection } from './connection.js';
+import type { LiveNats, NatsLink } from './live.js';
 import { PullLoop } from './pull.js';
 import { SUBJECT_HEADER, decodeMessage, encodeJob, type RawHeaders } from './codec.js';
 import { ensureConsumer, ensureStream, consumerInfo } from './topology.js';
@@ -37,7 +37,7 @@ export class NatsPipeline implements BrokerPipeline {
 
   constructor(
     private readonly config: NatsPipelineConfig,
-    private readonly conn: NatsConnection,
+    private readonly conn: NatsLink,
     private readonly logger: Logger,
   ) {
     this.name = config.name;

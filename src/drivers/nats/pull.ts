@@ -10,10 +10,10 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '../../observability/logger.js';
 import { errorMessage } from '../../shared/errors.js';
 import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
-import type { LiveNats, NatsConnection } from './connection.js';
+import type { LiveNats, NatsLink } from './live.js';
 
 export interface PullLoopOptions {
-  conn: NatsConnection;
+  conn: NatsLink;
   logger: Logger;
   /** the most unsettled messages at once */
   limit: number;
