@@ -47,7 +47,8 @@ export function crossCheck(file: string, raw: unknown, full: unknown, parsed: Pa
       const segs = typeof addr === 'string' ? [d.section!.name, 'addr'] : [d.section!.name, 'addr', i];
       // an unset variable is reported already
       if (typeof a !== 'string' || parsed.envProblemPaths.has(dottedPath(segs))) return;
-      const problem = urlProblem(a);
+      const scheme = d.section!.bareHostScheme;
+      const problem = urlProblem(scheme !== undefined && !a.includes('://') ? `${scheme}://${a}` : a);
       if (problem !== undefined) add(segs, problem);
     });
   }

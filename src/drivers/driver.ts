@@ -283,6 +283,11 @@ export interface DriverDescriptor<O extends PipelineOptionsBase = PipelineOption
      * connect() then gets `section` undefined.
      */
     optional?: boolean;
+    /**
+     * The scheme the driver's client assumes for an `addr` written as a bare host[:port] (nats: RoadRunner's
+     * own docs write `addr: "demo.nats.io"`); such an address is checked as `<scheme>://<addr>`.
+     */
+    bareHostScheme?: string;
   };
   /** the most this driver can do; BrokerPipeline.capabilities() may narrow it per pipeline */
   readonly capabilities: Capabilities;

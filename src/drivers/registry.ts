@@ -31,7 +31,7 @@ export function driverFor(name: string): DriverDescriptor {
   return d;
 }
 
-/** `amqp091 (alias amqp), amqp1, nats, memory`: for messages */
+/** `amqp091 (alias amqp), amqp1, nats, memory, sqs`: for messages */
 export function describeDrivers(): string {
   return DRIVERS.map((d) => (d.aliases.length > 0 ? `${d.name} (alias ${d.aliases.join(', ')})` : d.name)).join(', ');
 }

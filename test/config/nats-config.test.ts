@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { checkConfigText, formatProblem } from '../../src/config/index.js';
 import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
 
-// the nats section of RoadRunner's documentation (docs.roadrunner.dev, queues/nats), as published
+// the nats section of RoadRunner's documentation (docs.roadrunner.dev, queues-and-jobs/nats), as published,
+// plus consume_all from its older page
 const RR_DOCS = `
 version: "3"
 rpc:
@@ -38,6 +39,7 @@ jobs:
         delete_stream_on_stop: false
         delete_after_ack: false
         ack_wait: 30
+        consume_all: true
   consume: [ "test-1" ]
 `;
 

@@ -10,7 +10,8 @@ export const descriptor: DriverDescriptor<NatsPipelineOptions, NatsConnectionCon
   name: 'nats',
   aliases: [],
   // RoadRunner's nats driver too refuses to start without the global section
-  section: { name: 'nats', example: 'nats: { addr: nats://127.0.0.1:4222 }' },
+  // the client takes a bare host[:port] as nats://host[:port] (RoadRunner's docs write `addr: "demo.nats.io"`)
+  section: { name: 'nats', example: 'nats: { addr: nats://127.0.0.1:4222 }', bareHostScheme: 'nats' },
   capabilities: NATS_CAPABILITIES,
   normalizeSection: natsSection,
   normalizeOptions: ({ pipeline, full }) => natsOptions(pipeline, full),
