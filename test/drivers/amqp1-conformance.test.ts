@@ -48,6 +48,8 @@ if (urls === undefined) {
           if (opts.deadLetterTo !== undefined && opts.deadLetterTo.driver === 'amqp1') deadLetters.set(opts.name, (opts.deadLetterTo as Amqp1PipelineConfig).options.queue);
           return cfg;
         },
+        // RabbitMQ 3.x gives amqp1 no count: read it over AMQP 0-9-1
+        countReady: (pipe) => setup.messageCount(pipe.queue),
         async cleanup() {
           await setup.cleanup();
           await proxy?.close();
