@@ -68,6 +68,10 @@ export class Pipeline {
   private lastError: string | undefined;
   private readonly ctx: SettleContext;
   private idle: Deferred<void> | undefined;
+  /** a pause with jobs held: releases what is still held after destroy_timeout */
+  private pauseTimer: NodeJS.Timeout | undefined;
+  /** that release, while it runs */
+  private pauseRelease: Promise<void> | undefined;
   private readonly metrics: PipelineMetrics;
 
   constructor(private readonly opts: PipelineOptions) {
@@ -106,6 +110,9 @@ export class Pipeline {
   async resume(): Promise<void> {
     if (this.stopping) throw new JobrunnerError('E_SHUTDOWN', `pipeline ${this.name} is stopping`);
     if (this.consuming) return;
+    // resumed within destroy_timeout of a pause: the jobs still held just go on
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
     if (!this.pool) {
       this.pool = this.opts.createPool();
       try {
@@ -128,12 +135,28 @@ export class Pipeline {
     this.opts.logger.info({ pipeline: this.name }, 'consuming');
   }
 
-  /** stops consuming; jobs already held finish and settle as usual */
+  /**
+   * Stops consuming (SPEC §5): jobs already held may finish and settle as usual for up to
+   * destroy_timeout; what is still held then goes back to the broker unacked (its worker's answer,
+   * if it comes later, is ignored). Resolves once consumption stopped, not after that wait.
+   */
   async pause(): Promise<void> {
     if (!this.consuming) return;
     this.consuming = false;
     await this.opts.broker.cancel();
     this.opts.logger.info({ pipeline: this.name, active: this.held.size }, 'paused');
+    if (this.stopping || this.held.size === 0) return;
+    const timeoutMs = this.opts.config.pool.destroyTimeoutMs;
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => {
+      this.pauseTimer = undefined;
+      // resumed meanwhile, or stopping (stop() releases what is left itself): nothing to do
+      if (this.consuming || this.stopping || this.held.size === 0) return;
+      this.opts.logger.info({ pipeline: this.name, active: this.held.size, timeout_ms: timeoutMs }, 'paused with jobs still running after destroy_timeout');
+      // jobs no worker holds yet must not reach one later: the pool drops them, and they go back too
+      this.pool?.releaseQueued();
+      this.pauseRelease = this.releaseHeld().finally(() => (this.pauseRelease = undefined));
+    }, timeoutMs);
   }
 
   isConsuming(): boolean {
@@ -267,7 +290,8 @@ export class Pipeline {
       if (waiting && waiting.length === 0) this.sameId.delete(delivery.id);
       if (next) {
         const nextHeld = this.held.get(next);
-        if (nextHeld) this.dispatch(nextHeld);
+        // not one already being given back (a pause or stop releases the waiting ones too)
+        if (nextHeld && nextHeld.state === 'running') this.dispatch(nextHeld);
       }
     }
     if (this.held.size === 0 && this.idle) this.idle.resolve();
@@ -279,6 +303,9 @@ export class Pipeline {
    */
   async stop(timeoutMs: number, hurry: Promise<void>): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
+    await this.pauseRelease;
     try {
       await this.pause();
     } catch (err) {
@@ -308,7 +335,7 @@ export class Pipeline {
     if (held.state !== 'running') return Promise.resolve();
     held.state = 'settling';
     return held.delivery
-      .reject(true, 'shutdown')
+      .reject(true, this.stopping ? 'shutdown' : 'paused')
       .then(
         () => this.metrics.count('released'),
         (err: unknown) => this.opts.logger.warn({ pipeline: this.name, job_id: held.delivery.id, err: errorMessage(err) }, 'could not release job: the broker redelivers it'),

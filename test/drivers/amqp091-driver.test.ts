@@ -158,7 +158,7 @@ if (urls === undefined) {
             if (seen.length < 3) void d.reject(true);
             else void d.ack();
           });
-          await waitFor(() => seen.length === 3, 'three deliveries');
+          await waitFor('three deliveries', () => seen.length === 3);
           await p.cancel();
           assert.deepEqual(seen.map((d) => d.attempt), [1, 2, 3]);
           assert.deepEqual(seen.map((d) => d.headers['x-delivery-count']), [undefined, ['1'], ['2']]);
@@ -190,7 +190,7 @@ if (urls === undefined) {
             assert.equal(msg.properties.contentType, 'application/json');
             assert.equal(msg.properties.priority, 7);
             assert.equal(typeof msg.properties.timestamp, 'number');
-            await waitFor(() => contentHeaderTables(Buffer.concat(down)).length > 0, 'the content header frame');
+            await waitFor('the content header frame', () => contentHeaderTables(Buffer.concat(down)).length > 0);
             const [h] = contentHeaderTables(Buffer.concat(down));
             assert.ok(h);
             assert.deepEqual(h['rr_id'], { tag: 'S', value: id });
@@ -269,15 +269,15 @@ if (urls === undefined) {
           for (let i = 0; i < 6; i++) await publish(p, {});
           const got: Delivery[] = [];
           await p.consume((d) => got.push(d));
-          await waitFor(() => got.length >= 3, 'three deliveries');
+          await waitFor('three deliveries', () => got.length >= 3);
           await sleep(400); // a fourth would come now if prefetch were not honoured
           assert.equal(got.length, 3);
           await got[0]?.ack();
-          await waitFor(() => got.length >= 4, 'a fourth after one ack');
+          await waitFor('a fourth after one ack', () => got.length >= 4);
           await sleep(200);
           assert.equal(got.length, 4);
           await Promise.all(got.slice(1).map((d) => d.ack()));
-          await waitFor(() => got.length === 6, 'the rest');
+          await waitFor('the rest', () => got.length === 6);
           await Promise.all(got.slice(4).map((d) => d.ack()));
           await p.cancel();
         });
@@ -343,12 +343,12 @@ if (urls === undefined) {
             void d.ack();
           });
           proxy.down();
-          await waitFor(() => !conn.status().connected, 'disconnected');
+          await waitFor('disconnected', () => !conn.status().connected);
           await assert.rejects(publish(p, {}), (e: unknown) => e instanceof JobrunnerError && e.code === 'E_PUBLISH');
           proxy.restore();
-          await waitFor(() => conn.status().connected, 'reconnected');
+          await waitFor('reconnected', () => conn.status().connected);
           await publish(p, {});
-          await waitFor(() => got.length === 1, 'consuming again after the outage');
+          await waitFor('consuming again after the outage', () => got.length === 1);
           assert.equal(conn.status().reconnects, 1);
           await p.close();
         } finally {
@@ -386,7 +386,7 @@ if (urls === undefined) {
         const conn = createAmqp091Connection({ config: { urls: [dead.url(url)] }, logger: silentLogger() });
         try {
           const started = conn.start();
-          await waitFor(() => conn.status().error !== undefined, 'a connect error in the status');
+          await waitFor('a connect error in the status', () => conn.status().error !== undefined);
           assert.equal(conn.status().connected, false);
           assert.match(conn.status().error ?? '', /^cannot connect to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/?/);
           await conn.stop();

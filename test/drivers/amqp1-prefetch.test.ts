@@ -27,13 +27,13 @@ if (urls === undefined) {
         for (let i = 0; i < 10; i++) await publish(pipe, {});
         const held: Delivery[] = [];
         await pipe.consume((d) => held.push(d));
-        await waitFor(() => held.length === 3, 'three deliveries').catch(async (e: unknown) => { throw new Error(`${String(e)}: held ${held.length}, in queue ${await setup.messageCount(queue)}`); });
+        await waitFor('three deliveries', () => held.length === 3).catch(async (e: unknown) => { throw new Error(`${String(e)}: held ${held.length}, in queue ${await setup.messageCount(queue)}`); });
         // absent: nothing beyond the prefetch arrives while nothing is settled
         await sleep(700);
         assert.equal(held.length, 3);
         // one settlement gives exactly one credit back
         await held[0]?.ack();
-        await waitFor(() => held.length === 4, 'a fourth delivery after one ack');
+        await waitFor('a fourth delivery after one ack', () => held.length === 4);
         await sleep(500);
         assert.equal(held.length, 4);
         await pipe.cancel();

@@ -98,7 +98,7 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
         else if (d.attempt === 1) void d.reject(true);
         else void d.ack();
       });
-      await waitFor(() => seen.length === 4, 'four deliveries').catch(async (err: unknown) => {
+      await waitFor('four deliveries', () => seen.length === 4).catch(async (err: unknown) => {
         const q = await sb.queue(queue);
         throw new Error(`${String(err)}; seen ${JSON.stringify(seen.map((d) => [d.body.toString(), d.attempt]))} ready ${q.ready} locked ${q.locked} completed ${q.completed} dead ${q.dead.length}`);
       });
@@ -118,7 +118,7 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
       await publish(pipe, {});
       const seen: Delivery[] = [];
       await pipe.consume((d) => seen.push(d));
-      await waitFor(() => seen.length === 1, 'one delivery');
+      await waitFor('one delivery', () => seen.length === 1);
       const d = seen[0] as Delivery;
       assert.equal(typeof d.touch, 'function');
       const before = (await sb.state()).renewals;
@@ -151,7 +151,7 @@ describe('amqp1 against a servicebus stand-in (not a real Service Bus)', { concu
         seen.push(d);
         void d.ack();
       });
-      await waitFor(() => seen.length === 1, 'the scheduled message');
+      await waitFor('the scheduled message', () => seen.length === 1);
       assert.equal(seen[0]?.id, id);
       await pipe.close();
     });

@@ -11,6 +11,7 @@ import type { PipelineConfig } from '../../src/config/types.js';
 import type { BrokerPipeline, ConnectionStatus, Delivery, DriverConnection, OutgoingJob } from '../../src/drivers/driver.js';
 import { JobrunnerError } from '../../src/shared/errors.js';
 import type { TcpProxy } from '../helpers/tcp-proxy.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 export interface ConformancePipelineOptions {
   /** unique; the target derives the queue name from it */
@@ -70,7 +71,7 @@ export function runConformance(label: string, make: ConformanceFactory): void {
         await pipe.consume((d) => {
           void d.ack().then(() => (acked.has(d.id) ? extra.push(d.id) : acked.add(d.id)));
         });
-        await waitFor(() => acked.size === N, 'all N acked');
+        await waitFor('all N acked', () => acked.size === N);
         await pipe.cancel();
         assert.deepEqual([...acked].sort(), [...ids].sort());
         assert.deepEqual(extra, []);
@@ -100,7 +101,7 @@ export function runConformance(label: string, make: ConformanceFactory): void {
           if (seen.length === 1) void d.reject(true);
           else void d.ack();
         });
-        await waitFor(() => seen.length >= 2, 'redelivery');
+        await waitFor('redelivery', () => seen.length >= 2);
         await pipe.cancel();
         assert.equal(seen[0]?.id, id);
         assert.equal(seen[0]?.redelivered, false);
@@ -152,7 +153,7 @@ export function runConformance(label: string, make: ConformanceFactory): void {
         await first[0]?.reject(false, 'test dead letter');
         if (!pipe.capabilities().nativeDeadLetter || t.deadLettered !== undefined) {
           // terminated, or in a dead-letter store of the driver's own: never delivered again here
-          if (t.deadLettered !== undefined) await waitFor(() => t.deadLettered!(pipe).includes(id), 'the dead-lettered id');
+          if (t.deadLettered !== undefined) await waitFor('the dead-lettered id', () => t.deadLettered!(pipe).includes(id));
           const again: Delivery[] = [];
           await pipe.consume((d) => again.push(d));
           await sleep(300);
@@ -181,9 +182,9 @@ export function runConformance(label: string, make: ConformanceFactory): void {
           order.push(d.id);
           void d.ack();
         });
-        await waitFor(() => order.length >= 1, 'the immediate message');
+        await waitFor('the immediate message', () => order.length >= 1);
         assert.deepEqual(order, [now], 'the delayed message must not come before the immediate one');
-        await waitFor(() => order.length >= 2, 'the delayed message');
+        await waitFor('the delayed message', () => order.length >= 2);
         await pipe.cancel();
         assert.deepEqual(order, [now, delayed]);
       });
@@ -225,7 +226,7 @@ export function runConformance(label: string, make: ConformanceFactory): void {
         await publish(pipe, {});
         const got: Delivery[] = [];
         await pipe.consume((d) => got.push(d));
-        await waitFor(() => got.length === 1, 'first delivery');
+        await waitFor('first delivery', () => got.length === 1);
         await pipe.cancel();
         await got[0]?.ack(); // settling after cancel still works
         await publish(pipe, {});
@@ -266,26 +267,26 @@ export function runConformance(label: string, make: ConformanceFactory): void {
               () => undefined, // stale after a second cut: the broker redelivers it
             );
           });
-          await waitFor(() => held.length === 3, 'three held deliveries');
+          await waitFor('three held deliveries', () => held.length === 3);
           cutDone = true;
           proxy.cut();
           if (t.connectionless === true) {
             // nothing to go stale: the held ones settle after the cut, and nothing is lost or doubled
             for (const d of held) await d.ack().then(() => acked.add(d.id));
-            await waitFor(() => acked.size === N, `all ${N} acked after the cut`);
+            await waitFor(`all ${N} acked after the cut`, () => acked.size === N);
             assert.deepEqual([...acked].sort(), [...ids].sort());
             await pipe.cancel();
             const ready = await pipe.readyCount();
             if (ready !== undefined) assert.equal(ready, 0);
             return;
           }
-          await waitFor(() => statuses.some((s) => !s.connected), 'a disconnected status');
+          await waitFor('a disconnected status', () => statuses.some((s) => !s.connected));
           for (const d of held) {
             await assert.rejects(d.ack(), (err: unknown) => err instanceof JobrunnerError && err.code === 'E_STALE_DELIVERY');
           }
           await assert.rejects(held[0]!.reject(true), (err: unknown) => err instanceof JobrunnerError && err.code === 'E_STALE_DELIVERY');
-          await waitFor(() => t.conn.status().connected, 'reconnected');
-          await waitFor(() => acked.size === N, `all ${N} acked after the cut`);
+          await waitFor('reconnected', () => t.conn.status().connected);
+          await waitFor(`all ${N} acked after the cut`, () => acked.size === N);
           assert.deepEqual([...acked].sort(), [...ids].sort());
           assert.ok(t.conn.status().reconnects >= 1);
           await pipe.cancel();
@@ -374,24 +375,14 @@ export async function collect(pipe: BrokerPipeline, n: number): Promise<Delivery
   const got: Delivery[] = [];
   await pipe.consume((d) => got.push(d));
   try {
-    await waitFor(() => got.length >= n, `${n} deliveries from ${pipe.queue}`);
+    await waitFor(`${n} deliveries from ${pipe.queue}`, () => got.length >= n);
   } finally {
     await pipe.cancel();
   }
   return got;
 }
 
-export async function waitFor(pred: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep, waitFor };
 
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -69,7 +69,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         if (seen.length === 1) track(retryLater(d, 2000));
         else track(d.ack());
       });
-      await waitFor(() => seen.length === 2, 'the retried message');
+      await waitFor('the retried message', () => seen.length === 2);
       await pipe.cancel();
       const [first, second] = seen as [{ d: Delivery; at: number }, { d: Delivery; at: number }];
       assert.equal(first.d.id, id);
@@ -97,7 +97,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         track(retryLater(d, 0));
       });
       // three receives, then SQS itself moves it
-      await waitFor(() => attempts.length === 3, 'three attempts');
+      await waitFor('three attempts', () => attempts.length === 3);
       await sleep(1500);
       await pipe.cancel();
       assert.deepEqual(attempts, [1, 2, 3]);
@@ -156,7 +156,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
           if (seen.length === 1) setTimeout(() => track(d.ack().catch(() => undefined)), 6000);
           else track(d.ack());
         });
-        await waitFor(() => seen.length >= 1, 'the first delivery');
+        await waitFor('the first delivery', () => seen.length >= 1);
         await sleep(7500);
         await pipe.cancel();
         assert.ok(seen.every((d) => d.id === id));
@@ -183,7 +183,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         seen.push({ d, at: Date.now() });
         track(d.ack());
       });
-      await waitFor(() => seen.length === 1, 'the delayed job', 15_000);
+      await waitFor('the delayed job', () => seen.length === 1, 15_000);
       await sleep(500);
       await pipe.cancel();
       assert.equal(seen.length, 1);
@@ -218,7 +218,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
           track(d.ack());
         }, 30);
       });
-      await waitFor(() => got['A']!.length + got['B']!.length === 16, 'all 16', 30_000);
+      await waitFor('all 16', () => got['A']!.length + got['B']!.length === 16, 30_000);
       await pipe.cancel();
       assert.equal(overlap, 0, 'no two messages of one group at once');
       assert.deepEqual(got['A'], sent['A']);
@@ -238,7 +238,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         if (order.length === 1) track(retryLater(d, 1000));
         else track(d.ack());
       });
-      await waitFor(() => order.length === 3, 'three deliveries');
+      await waitFor('three deliveries', () => order.length === 3);
       await pipe.cancel();
       assert.deepEqual(order, [first, first, second]);
     });
@@ -275,7 +275,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         got.push(d);
         track(d.ack());
       });
-      await waitFor(() => got.length === 1, 'the RoadRunner message');
+      await waitFor('the RoadRunner message', () => got.length === 1);
       await pipe.cancel();
       const d = got[0]!;
       assert.equal(d.id, 'rr-1');
@@ -325,7 +325,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         got.push(d);
         track(d.ack());
       });
-      await waitFor(() => got.length === 1, 'the third-party message');
+      await waitFor('the third-party message', () => got.length === 1);
       await pipe.cancel();
       const d = got[0]!;
       assert.equal(d.id, sent.MessageId);
@@ -350,7 +350,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
         got.set(d.id, d.body);
         track(d.ack());
       });
-      await waitFor(() => got.size === 3, 'three bodies');
+      await waitFor('three bodies', () => got.size === 3);
       await pipe.cancel();
       ids.forEach((id, i) => assert.ok(got.get(id)?.equals(bodies[i]!), `body ${i}`));
     });
@@ -370,7 +370,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
       for (let i = 0; i < 20; i++) ids.add(await publish(pipe, {}));
       const held: Delivery[] = [];
       await pipe.consume((d) => held.push(d));
-      await waitFor(() => held.length === 7, 'seven held');
+      await waitFor('seven held', () => held.length === 7);
       await sleep(1500);
       assert.equal(held.length, 7, 'no more than prefetch held');
       const attrs = await emu.attributes(name);
@@ -383,7 +383,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
       await Promise.all(rest.map((d) => d.ack().then(() => acked.add(d.id))));
       assert.deepEqual(calls, ['DeleteMessageBatchCommand'], 'seven acks in one loop pass: one request');
       await pipe.consume((d) => track(d.ack().then(() => acked.add(d.id))));
-      await waitFor(() => acked.size === 20, 'all 20 acked');
+      await waitFor('all 20 acked', () => acked.size === 20);
       await pipe.cancel();
       assert.deepEqual([...acked].sort(), [...ids].sort());
     });

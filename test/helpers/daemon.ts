@@ -64,21 +64,7 @@ export async function startDaemon(yaml: string, options: { env?: NodeJS.ProcessE
   };
 }
 
-/** Polls `fn` until it returns a truthy value; fails with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15_000, everyMs = 25): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor } from './wait.js';
 
 /** The value of a counter/gauge sample in Prometheus text, 0 when absent. */
 export function metricValue(text: string, name: string, labels: Record<string, string>): number {

@@ -16,7 +16,7 @@ test('exec_ttl: the late job fails E_WORKER_TIMEOUT, its worker is SIGKILLed and
     const [a, b] = await Promise.all([late, beside]);
     assert.equal(a.kind === 'failed' && a.code, 'E_WORKER_TIMEOUT');
     assert.deepEqual(b, { kind: 'released' }, 'the job beside it goes back to the broker without spending an attempt');
-    await waitFor(() => t.exits.length === 1 && t.pids.length === 2, 5000, 'exit and replacement');
+    await waitFor('exit and replacement', () => t.exits.length === 1 && t.pids.length === 2, 5000);
     assert.deepEqual(t.exits[0], { pid: t.pids[0], reason: 'timeout', code: null, signal: 'SIGKILL' });
     assert.deepEqual(await t.pool.run(testJob({ action: 'ack' }), recorder()), { kind: 'ack' }, 'the replacement works');
   } finally {
@@ -100,7 +100,7 @@ test('exit mid-job fails only the jobs of that worker, E_WORKER_CRASH; the other
       ['E_WORKER_CRASH', 'ack', 'E_WORKER_CRASH', 'ack'],
     );
     assert.match(outs[0]?.kind === 'failed' ? outs[0].error : '', /exited \(code 3\)/);
-    await waitFor(() => t.pids.length === 3, 5000, 'a replacement');
+    await waitFor('a replacement', () => t.pids.length === 3, 5000);
     assert.deepEqual(t.exits.map((e) => [e.reason, e.code]), [['crash', 3]]);
     assert.equal(t.pool.stats().crashLoop, 0, 'a worker that answered is not a crash loop');
   } finally {
@@ -142,7 +142,7 @@ test('a frame of an unknown type is a protocol error: E_WORKER_PROTOCOL and the 
     const out = await t.pool.run(testJob({}), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_PROTOCOL');
     assert.match(out.kind === 'failed' ? out.error : '', /unknown frame type "frobnicate"/);
-    await waitFor(() => t.exits.length === 1 && t.pids.length === 2, 5000, 'replacement');
+    await waitFor('replacement', () => t.exits.length === 1 && t.pids.length === 2, 5000);
     assert.equal(t.exits[0]?.reason, 'protocol');
   } finally {
     await t.close();
@@ -157,7 +157,7 @@ test('an answer for an unknown job id fails every job of that worker E_WORKER_PR
     const wrong = t.pool.run(testJob({ action: 'wrong-id' }), recorder());
     const outs = await Promise.all([held, wrong]);
     assert.deepEqual(outs.map((o) => o.kind === 'failed' && o.code), ['E_WORKER_PROTOCOL', 'E_WORKER_PROTOCOL']);
-    await waitFor(() => t.exits.length === 1, 5000, 'exit');
+    await waitFor('exit', () => t.exits.length === 1, 5000);
     assert.equal(t.exits[0]?.reason, 'protocol');
   } finally {
     await t.close();
@@ -171,7 +171,7 @@ test('max_jobs: after N jobs a worker gets stop and a replacement takes over; no
     const outs = [];
     for (let i = 0; i < 10; i++) outs.push(await t.pool.run(testJob({ i }), recorder()));
     assert.equal(outs.filter((o) => o.kind === 'ack').length, 10);
-    await waitFor(() => t.exits.length === 3, 5000, 'three retired workers');
+    await waitFor('three retired workers', () => t.exits.length === 3, 5000);
     assert.deepEqual(t.exits.map((e) => [e.reason, e.code]), [['max_jobs', 0], ['max_jobs', 0], ['max_jobs', 0]]);
     assert.equal(t.pids.length, 4);
   } finally {
@@ -186,7 +186,7 @@ test('max_worker_memory: a worker over the limit is killed, its job fails E_WORK
     const out = await t.pool.run(testJob({}), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_MEMORY');
     assert.match(out.kind === 'failed' ? out.error : '', /over max_worker_memory \(150 MB\)/);
-    await waitFor(() => t.exits.length === 1, 5000, 'exit');
+    await waitFor('exit', () => t.exits.length === 1, 5000);
     assert.deepEqual([t.exits[0]?.reason, t.exits[0]?.signal], ['memory', 'SIGKILL']);
   } finally {
     await t.close();
@@ -211,7 +211,7 @@ test('stderr is forwarded to the log line by line with pipeline, pid and stream'
   try {
     await t.startReady();
     await t.pool.run(testJob({}, 'noisy-1'), recorder());
-    await waitFor(() => t.logs.some((l) => l.msg === 'noisy: half a line'), 2000, 'stderr lines');
+    await waitFor('stderr lines', () => t.logs.some((l) => l.msg === 'noisy: half a line'), 2000);
     const lines = t.logs.filter((l) => l['stream'] === 'stderr');
     assert.deepEqual(lines.map((l) => l.msg), ['noisy: starting up', 'noisy: working on noisy-1', 'noisy: half a line']);
     assert.ok(lines.every((l) => l.level === 30 && l['pid'] === t.pids[0] && l['pipeline'] === 'test'));

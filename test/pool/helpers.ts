@@ -9,6 +9,7 @@ import type { FollowUp, JobCallbacks, JobOutcome, PoolTimings, WorkerExitReason,
 import type { WorkerProtocol } from '../../src/protocol/codec.js';
 import { jobrunnerProtocol } from '../../src/protocol/jobrunner/index.js';
 import { recordOutput } from '../helpers/output-log.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 export const WORKERS = new URL('../fixtures/workers/', import.meta.url).pathname;
 
@@ -97,7 +98,7 @@ export function testPool(
     readies,
     async startReady(count = poolConfig(pool).numWorkers) {
       await p.start();
-      await waitFor(() => readies.size >= count, 20_000, `${count} workers ready`);
+      await waitFor(`${count} workers ready`, () => readies.size >= count, 20_000);
     },
     async close(timeoutMs = 2000) {
       await p.stop(timeoutMs);
@@ -173,13 +174,4 @@ export async function runJob(pool: WorkerPool, job: WorkerJob, rec: Recorder = r
   return out;
 }
 
-/** waits until cond() holds, checking every 10 ms, failing after ms */
-export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep, waitFor };

@@ -72,7 +72,7 @@ test('a restart request gives the job back without an attempt and replaces the w
   try {
     await t.startReady();
     assert.deepEqual(await t.pool.run(testJob('restart'), recorder()), { kind: 'released' });
-    await waitFor(() => t.exits.length === 1 && t.readies.size === 2, 10_000, 'the worker replaced');
+    await waitFor('the worker replaced', () => t.exits.length === 1 && t.readies.size === 2, 10_000);
     assert.deepEqual(t.exits[0], { pid: t.pids[0], reason: 'restart', code: 0, signal: null });
     assert.deepEqual(await t.pool.run(testJob('x'), recorder()), { kind: 'ack' }, 'the replacement works');
     assert.equal(t.pool.stats().crashLoop, 0);
@@ -88,7 +88,7 @@ test('no answer to the handshake in time: the start failed, the worker is killed
     assert.equal(t.pool.stats().workers.starting, 1);
     const out = await t.pool.run(testJob('x'), recorder());
     assert.equal(out.kind === 'failed' && out.code, 'E_ALLOCATE_TIMEOUT');
-    await waitFor(() => t.exits.length >= 1, 10_000, 'the silent worker killed');
+    await waitFor('the silent worker killed', () => t.exits.length >= 1, 10_000);
     assert.deepEqual(t.exits[0], { pid: t.pids[0], reason: 'start_timeout', code: null, signal: 'SIGKILL' });
     assert.ok(t.pool.stats().crashLoop >= 1, 'a failed start counts towards the crash loop');
   } finally {
@@ -105,7 +105,7 @@ test('an answer while the worker holds no job is a protocol error', TIMEOUT, asy
   });
   try {
     await t.pool.start();
-    await waitFor(() => t.exits.length === 1, 10_000, 'the worker replaced');
+    await waitFor('the worker replaced', () => t.exits.length === 1, 10_000);
     assert.equal(t.exits[0]?.reason, 'protocol');
     assert.ok(t.logs.some((l) => l['error'] === 'ack answer while the worker holds no job'));
   } finally {

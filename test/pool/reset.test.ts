@@ -16,7 +16,7 @@ test('reset(): every worker is replaced one at a time after its jobs; every job 
     const ids = Array.from({ length: 12 }, (_, i) => `reset-${i}`);
     const runs = ids.map((id) => t.pool.run(testJob({ ms: 150 }, id), recorder()));
     // both workers hold a job when the reset begins
-    await waitFor(() => t.pool.stats().inFlight === 2, 5000, 'two jobs on workers');
+    await waitFor('two jobs on workers', () => t.pool.stats().inFlight === 2, 5000);
     const info = await t.pool.workers();
     assert.equal(info.length, 2);
     for (const w of info) {
@@ -48,7 +48,7 @@ test('releaseQueued(): jobs no worker holds resolve as released at once', TIMEOU
     await t.startReady();
     const first = t.pool.run(testJob({ ms: 300 }, 'held'), recorder());
     const queued = [t.pool.run(testJob({ ms: 300 }, 'q1'), recorder()), t.pool.run(testJob({ ms: 300 }, 'q2'), recorder())];
-    await waitFor(() => t.pool.stats().inFlight === 1 && t.pool.stats().queued === 2, 5000, 'one held, two queued');
+    await waitFor('one held, two queued', () => t.pool.stats().inFlight === 1 && t.pool.stats().queued === 2, 5000);
     assert.equal(t.pool.releaseQueued(), 2);
     assert.deepEqual(await Promise.all(queued), [{ kind: 'released' }, { kind: 'released' }]);
     assert.deepEqual(await first, { kind: 'ack' });

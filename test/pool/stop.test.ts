@@ -46,7 +46,7 @@ test('a job still held when stop() gives up fails E_WORKER_CRASH (SIGTERM ends a
   const t = testPool('scripted.mjs');
   await t.startReady();
   const hung = t.pool.run(testJob({ action: 'hang' }), recorder());
-  await waitFor(() => t.pool.stats().inFlight === 1, 2000, 'job in flight');
+  await waitFor('job in flight', () => t.pool.stats().inFlight === 1, 2000);
   await t.pool.stop(200);
   const out = await hung;
   assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_CRASH');
@@ -57,7 +57,7 @@ test('a job still held when stop() gives up fails E_WORKER_CRASH (SIGTERM ends a
 test('stop() during a crash loop spawns nothing more and ends cleanly', TIMEOUT, async () => {
   const t = testPool('crash-on-start.mjs', { numWorkers: 2 });
   await t.pool.start();
-  await waitFor(() => t.pool.stats().crashLoop >= 2, 3000, 'crash loop');
+  await waitFor('crash loop', () => t.pool.stats().crashLoop >= 2, 3000);
   await t.pool.stop(500);
   const spawned = t.pids.length;
   await new Promise((r) => setTimeout(r, 400));
