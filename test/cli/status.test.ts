@@ -4,30 +4,22 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { OBS_WORKER, ROOT, http, tempDir, waitFor } from '../observability/support.js';
+import { OBS_WORKER, http, tempDir, waitFor } from '../observability/support.js';
+import { CLI, runCli, startServe, type Serve } from '../helpers/cli.js';
 import { createServer, type AddressInfo } from 'node:net';
 
-const CLI = join(ROOT, 'dist/cli/main.js');
 
 let dir = '';
 let out = '';
-let daemon: ChildProcess | undefined;
-let exited: Promise<number | null> | undefined;
+let serve: Serve | undefined;
 let address = '';
 
 // async, not spawnSync: a blocked event loop keeps fetch from noticing that the daemon closed an idle
 // keep-alive socket, and its next request then fails with "other side closed"
 function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000, env: { ...process.env, JOBRUNNER_CONFIG: '' } }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
-      resolve({ status: code, stdout, stderr });
-    });
-  });
+  return runCli(args, { cwd: dir }).then((r) => ({ status: r.code, stdout: r.stdout, stderr: r.stderr }));
 }
 
 function received(): Array<{ id: string; pipeline: string }> {
@@ -35,10 +27,7 @@ function received(): Array<{ id: string; pipeline: string }> {
 }
 
 before(async () => {
-  if (!existsSync(CLI)) {
-    const b = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit', timeout: 120_000 });
-    assert.equal(b.status, 0, 'npm run build');
-  }
+  assert.ok(existsSync(CLI), 'dist/cli/main.js: run npm run build first');
   dir = tempDir();
   out = join(dir, 'received.ndjson');
   const file = join(dir, 'jobs.yaml');
@@ -62,38 +51,13 @@ before(async () => {
       '',
     ].join('\n'),
   );
-  daemon = spawn(process.execPath, [CLI, 'serve', '-c', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  exited = new Promise((resolve) => daemon?.once('exit', (code) => resolve(code)));
-  const lines = createInterface({ input: daemon.stdout as NodeJS.ReadableStream });
-  const stderr: string[] = [];
-  daemon.stderr?.on('data', (c: Buffer) => stderr.push(c.toString()));
-  address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not log its http address: ${stderr.join('')}`)), 15_000);
-    lines.on('line', (line) => {
-      try {
-        const l = JSON.parse(line) as { msg?: string; address?: string };
-        if (l.msg === 'http server listening' && l.address) {
-          clearTimeout(timer);
-          resolve(l.address);
-        }
-      } catch {
-        // not a log line
-      }
-    });
-    void exited?.then((code) => reject(new Error(`serve exited ${String(code)}: ${stderr.join('')}`)));
-  });
+  serve = await startServe(file, { cwd: dir });
+  address = serve.address;
   await waitFor('the daemon is ready', async () => (await http('GET', `http://${address}/ready`)).status === 200);
 });
 
 after(async () => {
-  if (daemon && daemon.exitCode === null) {
-    daemon.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)))]);
-    clearTimeout(timer);
-    if (code === 'timeout') daemon.kill('SIGKILL');
-    assert.equal(code, 0, 'serve exits 0 on SIGTERM');
-  }
+  if (serve) assert.equal(await serve.stop(15_000), 0, 'serve exits 0 on SIGTERM');
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

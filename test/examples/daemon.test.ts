@@ -4,25 +4,15 @@
 // went in, GET /pipelines shows the pipeline, and SIGTERM ends the daemon with exit 0.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { languages, repoRoot } from './worker-harness.js';
+import { runCli, startServe, type Serve } from '../helpers/cli.js';
 
 const inCi = process.env.CI === 'true';
 const cli = join(repoRoot, 'dist/cli/main.js');
 const WAIT_MS = 15_000;
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a !== null && typeof a === 'object' ? res(a.port) : rej(new Error('no port'))));
-    });
-  });
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, detail: () => string): Promise<T> {
   const end = Date.now() + WAIT_MS;
@@ -42,8 +32,8 @@ for (const lang of languages) {
   describe(`jobrunner serve with the ${lang.name} example worker`, { skip, timeout: 60_000 }, () => {
     let dir = '';
     let cleanup: (() => void) | undefined;
-    let daemon: ChildProcess | undefined;
-    let log = '';
+    let daemon: Serve | undefined;
+    const log = (): string => daemon?.output() ?? '';
     let base = '';
     let configPath = '';
 
@@ -51,8 +41,6 @@ for (const lang of languages) {
       if (missing !== undefined) throw new Error(`${missing}, and CI=true requires it`);
       cleanup = lang.prepare?.();
       dir = mkdtempSync(join(tmpdir(), `jobrunner-daemon-${lang.name}-`));
-      const port = await freePort();
-      base = `http://127.0.0.1:${port}`;
       configPath = join(dir, 'jobs.yaml');
       writeFileSync(
         configPath,
@@ -60,7 +48,7 @@ for (const lang of languages) {
           'version: "3"',
           // workers start in the config file's folder: the example's path is made absolute
           `server: { command: ${JSON.stringify(lang.argv().map((a) => (a.startsWith('examples/') ? join(repoRoot, a) : a)))} }`,
-          `http: { address: "127.0.0.1:${port}" }`,
+          'http: { address: "127.0.0.1:0" }',
           'logs: { level: info }',
           'jobs:',
           '  consume: [work]',
@@ -70,18 +58,17 @@ for (const lang of languages) {
           '',
         ].join('\n'),
       );
-      daemon = spawn(process.execPath, [cli, 'serve', '-c', configPath], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-      daemon.stdout!.setEncoding('utf8').on('data', (c: string) => (log += c));
-      daemon.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
+      daemon = await startServe(configPath);
+      base = `http://${daemon.address}`;
       await until('/ready', async () => {
-        if (daemon!.exitCode !== null) throw new Error(`daemon exited ${daemon!.exitCode}: ${log}`);
+        if (daemon!.child.exitCode !== null) throw new Error(`daemon exited ${daemon!.child.exitCode}: ${log()}`);
         const r = await fetch(`${base}/ready`).catch(() => undefined);
         return r?.status === 200 ? true : undefined;
-      }, () => log);
+      }, log);
     });
 
     after(() => {
-      if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+      if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL');
       cleanup?.();
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
@@ -97,20 +84,21 @@ for (const lang of languages) {
       const orderId = await push('PlaceOrder', { follow_up: { job: 'Receipt', payload: { order: 7 } } });
       const retryId = await push('Flaky', { delay_retry: 1 }); // nacked with requeue and a 1 s delay, then acked
       // the documented command line: for a memory pipeline it goes through the daemon's HTTP API
-      const cliPush = spawnSync(process.execPath, [cli, 'push', '-c', configPath, 'work', 'Welcome', '{"user":42}'], { cwd: repoRoot, encoding: 'utf8', timeout: WAIT_MS });
-      assert.equal(cliPush.status, 0, `jobrunner push: ${cliPush.stderr}`);
+      // (--address: the daemon listens on a port of its own choosing, not the one in the file)
+      const cliPush = await runCli(['push', '-c', configPath, 'work', 'Welcome', '{"user":42}', '--address', daemon!.address], { timeoutMs: WAIT_MS });
+      assert.equal(cliPush.code, 0, `jobrunner push: ${cliPush.stderr}`);
 
       const count = (text: string, outcome: string): number =>
         Number(new RegExp(`^jobrunner_jobs_total\\{pipeline="work",outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
       const metrics = await until('5 acks in /metrics', async () => {
         const text = await (await fetch(`${base}/metrics`)).text();
         return count(text, 'ack') >= 5 ? text : undefined;
-      }, () => log);
+      }, log);
       assert.equal(count(metrics, 'ack'), 5, 'four pushed jobs and one follow-up, each acked once');
       assert.equal(count(metrics, 'requeue'), 1, 'the delay_retry job was requeued once');
 
       // the worker's stderr lines, as the daemon logs them (pino JSON, one `msg` each)
-      const said = log.split('\n').flatMap((l) => {
+      const said = log().split('\n').flatMap((l) => {
         try {
           const msg = (JSON.parse(l) as { msg?: unknown }).msg;
           return typeof msg === 'string' && msg.startsWith('processed ') ? [msg] : [];
@@ -123,7 +111,7 @@ for (const lang of languages) {
       assert.ok(said.some((m) => m.startsWith(`processed PlaceOrder ${orderId} `)), said.join('\n'));
       assert.ok(said.some((m) => /^processed Receipt \S+ \{"order":7\}$/.test(m)), said.join('\n'));
       assert.ok(said.includes(`processed Flaky ${retryId} {"delay_retry":1}`), said.join('\n'));
-      assert.ok(log.includes(`retrying Flaky ${retryId} in 1s`), log);
+      assert.ok(log().includes(`retrying Flaky ${retryId} in 1s`), log());
       assert.ok(said.some((m) => /^processed Welcome \S+ \{"user":42\}$/.test(m)), said.join('\n'));
 
       const pipelines = (await (await fetch(`${base}/pipelines`)).json()) as Array<Record<string, unknown>>;
@@ -134,10 +122,7 @@ for (const lang of languages) {
       assert.equal(work.ready, 0);
       assert.equal(work.active, 0);
 
-      const exited = new Promise<number | null>((res) => daemon!.once('exit', (code) => res(code)));
-      daemon!.kill('SIGTERM');
-      const code = await Promise.race([exited, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), WAIT_MS).unref())]);
-      assert.equal(code, 0, `exit after SIGTERM; log: ${log}`);
+      assert.equal(await daemon!.stop(WAIT_MS), 0, `exit after SIGTERM; log: ${log()}`);
     });
   });
 }
