@@ -135,3 +135,20 @@ test('the circular-import check sees a type-only cycle (it is not vacuous)', { t
   assert.notEqual(r.status, 0);
   assert.match(r.out, /no-circular: test\/fixtures\/import-cycle\/a\.ts/);
 });
+
+test('the pool and the pipelines know a worker protocol only through src/protocol/codec.ts', () => {
+  const wrong: string[] = [];
+  let seen = 0;
+  for (const file of files(SRC)) {
+    const from = area(file);
+    if (from !== 'pool' && from !== 'pipelines') continue;
+    for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.[^']+)'/g)) {
+      const target = relative(SRC, resolve(dirname(file), m[1] as string));
+      if (!target.startsWith('protocol/')) continue;
+      seen++;
+      if (target !== 'protocol/codec.js') wrong.push(`${relative(ROOT, file)} imports ${m[1]}`);
+    }
+  }
+  assert.ok(seen > 0, 'the pool imports the codec interface: the pattern is broken');
+  assert.deepEqual(wrong, []);
+});
