@@ -18,7 +18,7 @@ test('case 3: a worker that closes stdout and keeps running (exec_ttl 0): its jo
     assert.equal(out.kind, 'failed');
     assert.equal(out.kind === 'failed' && out.code, 'E_WORKER_CRASH');
     assert.match(out.kind === 'failed' ? out.error : '', /closed its stdout/);
-    await waitFor(() => !alive(first), 5000, 'the worker killed');
+    await waitFor('the worker killed', () => !alive(first), 5000);
     assert.ok(t.logs.some((l) => /closed its stdout/.test(l.msg)), 'a clear log line');
     // the replacement serves the next job
     const next = await t.pool.run(testJob({ action: 'ack' }), recorder());
@@ -51,7 +51,7 @@ test('case 14: a job held with no answer at all is warned about once per worker 
     const r2 = recorder();
     void t.pool.run(testJob({ action: 'hang' }), r1);
     void t.pool.run(testJob({ action: 'hang' }), r2);
-    await waitFor(() => t.logs.some((l) => /no answer from its worker/.test(l.msg)), 10_000, 'the warning');
+    await waitFor('the warning', () => t.logs.some((l) => /no answer from its worker/.test(l.msg)), 10_000);
     // several sweeps later, still one line for this worker
     await new Promise((r) => setTimeout(r, 800));
     const warnings = t.logs.filter((l) => /no answer from its worker/.test(l.msg));
