@@ -161,7 +161,7 @@ describe('nats driver', { skip: urls === undefined ? 'NATS_URLS is not set' : fa
         if (seen.length === 1) void (d as Delivery & { retryLater(ms: number): Promise<void> }).retryLater(1200);
         else void d.ack();
       });
-      await waitFor(() => seen.length >= 2, 'the redelivery');
+      await waitFor('the redelivery', () => seen.length >= 2);
       await pipe.cancel();
       const [a, b] = seen as [{ d: Delivery; at: number }, { d: Delivery; at: number }];
       assert.equal(a.d.id, id);
@@ -179,7 +179,7 @@ describe('nats driver', { skip: urls === undefined ? 'NATS_URLS is not set' : fa
       await publish(pipe, {});
       const seen: Delivery[] = [];
       await pipe.consume((d) => seen.push(d));
-      await waitFor(() => seen.length === 1, 'the delivery');
+      await waitFor('the delivery', () => seen.length === 1);
       await sleep(3500);
       assert.equal(seen.length, 1, 'not redelivered while held');
       await seen[0]?.ack();
@@ -206,7 +206,7 @@ describe('nats driver', { skip: urls === undefined ? 'NATS_URLS is not set' : fa
           void d.ack();
         } else held.push(d);
       });
-      await waitFor(() => acked.size === 12 && held.length === 5, '12 acked and 5 held');
+      await waitFor('12 acked and 5 held', () => acked.size === 12 && held.length === 5);
       await pipeA.cancel();
       for (const d of held) await d.reject(true, 'shutdown');
       await first.stop();
@@ -218,7 +218,7 @@ describe('nats driver', { skip: urls === undefined ? 'NATS_URLS is not set' : fa
         got.push(d.id);
         void d.ack();
       });
-      await waitFor(() => got.length >= 8, 'the 8 not acked');
+      await waitFor('the 8 not acked', () => got.length >= 8);
       await sleep(1000);
       await pipeB.cancel();
       assert.deepEqual([...got].sort(), ids.filter((id) => !acked.has(id)).sort());
@@ -250,7 +250,7 @@ describe('nats driver', { skip: urls === undefined ? 'NATS_URLS is not set' : fa
       };
       await a.consume(handler(byA));
       await b.consume(handler(byB));
-      await waitFor(() => byA.length + byB.length >= 40, 'all 40');
+      await waitFor('all 40', () => byA.length + byB.length >= 40);
       await sleep(500);
       await a.cancel();
       await b.cancel();
