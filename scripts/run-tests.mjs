@@ -30,7 +30,7 @@ const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const outputDir = mkdtempSync(join(tmpdir(), 'jobrunner-test-output-'));
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
-  env: { ...process.env, JOBRUNNER_TEST_OUTPUT_DIR: outputDir },
+  env: { ...process.env, TEST_OUTPUT_CHECK_DIR: outputDir },
 });
 const leaks = findSecrets(outputDir);
 if (leaks.length > 0) {

@@ -1,13 +1,13 @@
 // Everything the daemons, pools and CLIs under test print, collected for one check after the whole suite
 // (scripts/run-tests.mjs): no secret a test used may appear in any of it. scripts/run-tests.mjs sets
-// JOBRUNNER_TEST_OUTPUT_DIR; the helpers that capture output (startDaemon, testPool, spawnServe, the CLI
+// TEST_OUTPUT_CHECK_DIR; the helpers that capture output (startDaemon, testPool, spawnServe, the CLI
 // runners) append to a file per process there, and tests register the secrets they use. Without the
 // variable (a test file run on its own) nothing is written.
 
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const DIR = process.env['JOBRUNNER_TEST_OUTPUT_DIR'];
+const DIR = process.env['TEST_OUTPUT_CHECK_DIR'];
 
 /** appends printed text (log lines, CLI output) to this process's file */
 export function recordOutput(text: string): void {
