@@ -9,19 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { languages, repoRoot } from './worker-harness.js';
 import { runCli, startServe, type Serve } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 const inCi = process.env.CI === 'true';
 const cli = join(repoRoot, 'dist/cli/main.js');
 const WAIT_MS = 15_000;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, detail: () => string): Promise<T> {
-  const end = Date.now() + WAIT_MS;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; ${detail()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** waitFor, with what the daemon printed in the error */
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, detail: () => string): Promise<NonNullable<T>> {
+  return waitFor(what, probe, WAIT_MS, 100).catch((err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; ${detail()}`);
+  });
 }
 
 for (const lang of languages) {
