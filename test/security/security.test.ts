@@ -5,13 +5,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { httpJson, startDaemon, waitFor } from '../helpers/daemon.js';
-import { CLI, freePort, spawnServe, within } from '../helpers/faults.js';
+import { CLI } from '../helpers/faults.js';
+import { runCli, startServe } from '../helpers/cli.js';
 import { recordOutput, registerSecrets } from '../helpers/output-log.js';
 
 const PASSWORD = 'Pw-amqp-9f3c1e77d2';
@@ -87,7 +88,6 @@ test('with http.token every mutating endpoint needs it; reads do not', { timeout
 
 test('no password, SAS key or token in what serve, validate and push print', { timeout: 60_000, skip: cliMissing }, async () => {
   await withDir(async (dir) => {
-    const port = await freePort();
     const amqpUrl = `amqp://jobuser:${PASSWORD}@127.0.0.1:1/`;
     const sbUrl = `amqps://RootManageSharedAccessKey:${encodeURIComponent(SAS_KEY)}@127.0.0.1:1/`;
     const good = [
@@ -95,7 +95,7 @@ test('no password, SAS key or token in what serve, validate and push print', { t
       `server: { command: ${JSON.stringify([process.execPath, join(process.cwd(), 'test/fixtures/workers/echo.mjs')])} }`,
       `amqp: { addr: ["${amqpUrl}", "amqp://jobuser:${PASSWORD}@127.0.0.1:2/"] }`,
       `amqp1: { addr: "${sbUrl}" }`,
-      `http: { address: "127.0.0.1:${port}", token: "\${JR_TOKEN}" }`,
+      `http: { address: "127.0.0.1:0", token: "\${JR_TOKEN}" }`,
       'logs: { level: debug }',
       'jobs:',
       '  consume: [a, b]',
@@ -123,7 +123,9 @@ test('no password, SAS key or token in what serve, validate and push print', { t
     });
 
     // serve: both brokers unreachable; connection errors logged at error and debug level
-    const serve = spawnServe(file, env);
+    // the HTTP server on a port of its own choosing, read from its log line
+    const serve = await startServe(file, { env });
+    const port = serve.address.split(':')[1];
     try {
       await waitFor('connection errors logged', () => /E_BROKER_CONNECT/.test(serve.output()) && /amqp1|RootManage/i.test(serve.output()), 20_000);
       const status = await httpJson('GET', `http://127.0.0.1:${port}/pipelines`);
@@ -132,10 +134,9 @@ test('no password, SAS key or token in what serve, validate and push print', { t
       assertNoSecret('GET /health', JSON.stringify(health.body));
       const push = await httpJson('POST', `http://127.0.0.1:${port}/pipelines/a/jobs`, { job: 'T', payload: {} }, TOKEN);
       assertNoSecret('POST /pipelines/a/jobs error', JSON.stringify(push.body));
-      serve.child.kill('SIGTERM');
-      await within(serve.exited, 20_000, 'serve exits on SIGTERM');
+      assert.notEqual(await serve.stop(20_000), 'killed', 'serve exits on SIGTERM');
     } finally {
-      serve.kill();
+      serve.child.kill('SIGKILL');
     }
     assert.match(serve.output(), /\*\*\*/, 'the URLs are logged redacted');
     assertNoSecret('serve output', serve.output());
@@ -143,11 +144,11 @@ test('no password, SAS key or token in what serve, validate and push print', { t
     // validate: a broken file that holds the secrets
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, good.replace('logs: { level: debug }', `logs: { level: debug, colour: "${PASSWORD}" }`).replace(`amqp1: { addr: "${sbUrl}" }`, `amqp1: { addr: "${sbUrl}", container: 7 }`));
-    const v = spawnSync(process.execPath, [CLI, 'validate', '-c', broken], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
-    assert.equal(v.status, 2, v.stderr);
+    const v = await runCli(['validate', '-c', broken], { env, timeoutMs: 20_000 });
+    assert.equal(v.code, 2, v.stderr);
     assertNoSecret('validate output', v.stdout + v.stderr);
-    const ok = spawnSync(process.execPath, [CLI, 'validate', '-c', file], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
-    assert.equal(ok.status, 0, ok.stderr);
+    const ok = await runCli(['validate', '-c', file], { env, timeoutMs: 20_000 });
+    assert.equal(ok.code, 0, ok.stderr);
     assertNoSecret('validate output (valid file)', ok.stdout + ok.stderr);
 
     const p = await pushed;
