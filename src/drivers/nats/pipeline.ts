@@ -46,12 +46,6 @@ export class NatsPipeline implements BrokerPipeline {
     this.ackWaitMs = this.o.ackWaitMs;
   }
 
-  /** what the daemon's pool can hold: the consumer's max_ack_pending when jobrunner creates it */
-  private poolCapacity(): number {
-    const { numWorkers, maxConcurrency } = this.config.pool;
-    return Math.max(this.o.prefetch, numWorkers * Math.max(1, maxConcurrency));
-  }
-
   async declare(): Promise<void> {
     const live = await this.conn.waitConnected(30_000);
     await this.declareOn(live);
@@ -62,7 +56,9 @@ export class NatsPipeline implements BrokerPipeline {
     const info = await ensureConsumer(live.jsm, this.name, this.o, {
       name: this.o.consumer,
       ackWaitMs: this.o.ackWaitMs,
-      maxAckPending: this.poolCapacity(),
+      // prefetch bounds what this daemon holds; messages waiting out a nak(delay) count as pending on the
+      // server, so a limit there would stall the pipeline behind them
+      maxAckPending: -1,
       deliverNew: this.o.deliverNew,
     });
     const ackWait = Math.round((info.config.ack_wait ?? 0) / 1_000_000);
