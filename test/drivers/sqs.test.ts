@@ -356,6 +356,35 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
     });
   });
 
+  test(`an empty queue is watched by one long poll; messages bring the other polls back (${EMULATOR})`, { timeout: T }, async () => {
+    await withPipes(async (open, conn) => {
+      let polling = 0;
+      let most = 0;
+      const send = conn.client.send.bind(conn.client);
+      conn.client.send = ((command: object, ...rest: unknown[]) => {
+        const p = (send as (...a: unknown[]) => Promise<unknown>)(command, ...rest);
+        if (command.constructor.name !== 'ReceiveMessageCommand') return p;
+        polling++;
+        most = Math.max(most, polling);
+        return p.finally(() => polling--);
+      }) as typeof conn.client.send;
+      const pipe = await open({ queue: q('idle'), prefetch: 100, wait_time_seconds: 1 });
+      const acked = new Set<string>();
+      await pipe.consume((d) => track(d.ack().then(() => acked.add(d.id))));
+      // the first round finds nothing; from then on one poll at a time
+      await sleep(2500);
+      most = polling;
+      await sleep(2500);
+      assert.equal(most, 1, 'one poll while the queue is empty');
+      const ids = new Set<string>();
+      for (let i = 0; i < 40; i++) ids.add(await publish(pipe, {}));
+      await waitFor(() => acked.size === 40, 'all 40');
+      await pipe.cancel();
+      assert.ok(most > 1, `the polls came back (${most} at once)`);
+      assert.deepEqual([...acked].sort(), [...ids].sort());
+    });
+  });
+
   test(`prefetch bounds the messages held; acks of one loop pass go out as one DeleteMessageBatch (${EMULATOR})`, { timeout: T }, async () => {
     await withPipes(async (open, conn) => {
       const calls: string[] = [];

@@ -71,6 +71,8 @@ export class SqsPipeline implements BrokerPipeline {
   /** messages asked for by the polls in flight */
   private asked = 0;
   private pollFailures = 0;
+  /** the last poll found nothing: one poll at a time until one brings messages */
+  private idle = false;
   private retryTimer: NodeJS.Timeout | undefined;
   /** received and not settled, by receipt handle (deliveries, and messages being re-delayed) */
   private readonly held = new Map<string, SqsDelivery>();
@@ -278,7 +280,8 @@ export class SqsPipeline implements BrokerPipeline {
   /** Starts polls while there is room: prefetch bounds held messages plus those asked for. */
   private pump(): void {
     if (!this.consuming || this.closed || this.url === undefined || this.retryTimer !== undefined) return;
-    const maxPolls = Math.min(10, Math.max(1, Math.ceil(this.o.prefetch / 10)));
+    // an empty queue is watched by one long poll; messages bring the others back
+    const maxPolls = this.idle ? 1 : Math.min(10, Math.max(1, Math.ceil(this.o.prefetch / 10)));
     while (this.polls < maxPolls) {
       const room = this.o.prefetch - this.held.size - this.internal - this.asked;
       if (room <= 0) return;
@@ -305,6 +308,7 @@ export class SqsPipeline implements BrokerPipeline {
         this.pollFailures = 0;
         const at = Date.now();
         const got = out.Messages ?? [];
+        this.idle = got.length === 0;
         for (const m of got) this.onMessage(m, at);
         if (got.length === 0 && this.o.waitTimeSeconds === 0 && this.retryTimer === undefined) {
           // short polling on an empty queue: a pause between polls instead of a busy loop of requests
