@@ -378,7 +378,7 @@ describe(`sqs driver on the ${EMULATOR}`, { concurrency: false }, () => {
       assert.equal(most, 1, 'one poll while the queue is empty');
       const ids = new Set<string>();
       for (let i = 0; i < 40; i++) ids.add(await publish(pipe, {}));
-      await waitFor(() => acked.size === 40, 'all 40');
+      await waitFor('all 40', () => acked.size === 40);
       await pipe.cancel();
       assert.ok(most > 1, `the polls came back (${most} at once)`);
       assert.deepEqual([...acked].sort(), [...ids].sort());
