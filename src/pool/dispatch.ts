@@ -167,11 +167,12 @@ export class Dispatcher {
   }
 
   private onFrame(w: WorkerProcess, frame: WorkerFrame): void {
-    w.lastFrameAt = Date.now();
     if (frame.type === 'ready') {
       this.onReady(w, frame.maxConcurrency);
       return;
     }
+    // an answer of any kind about a job (ack, nack, touch, publish): the worker's stdout flows
+    w.lastFrameAt = Date.now();
     const job = this.jobOf(w, frame.id, frame.type);
     if (job === undefined) return;
     if (!w.answered) this.hooks.answered(w);
