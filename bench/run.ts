@@ -1,6 +1,7 @@
 // `npm run bench` (issue 7): jobrunner beside the raw clients on the local RabbitMQ 3.10 and 4.0.
 // For each target (amqp091 on 3.10, amqp091 on 4.0, amqp1 on 4.0) and each consumer (the raw client,
-// jobrunner with the no-op Node.js worker, with the no-op Python worker, and with every default), a
+// jobrunner with the no-op Node.js worker, with the no-op Python worker, with every default, and with
+// the goridge no-op PHP worker under `pool.protocol: goridge`, BENCH_GORIDGE_WORKERS processes), a
 // fresh queue of N persistent 100-byte JSON messages is drained and timed; then the same consumer
 // takes messages published at a fixed 1,000/s, each stamped with its publish time, for p50/p99.
 // jobrunner runs as the built CLI in a child process: RSS and CPU are read from /proc for it alone.
@@ -68,8 +69,8 @@ const TARGETS: Target[] = [
   { name: 'amqp1 / RabbitMQ 4.0', driver: 'amqp1', url: URL_40 },
 ];
 
-type ConsumerKind = 'raw' | 'node' | 'python' | 'defaults';
-const CONSUMERS: ConsumerKind[] = ['raw', 'node', 'python', 'defaults'];
+type ConsumerKind = 'raw' | 'node' | 'python' | 'defaults' | 'goridge';
+const CONSUMERS: ConsumerKind[] = ['raw', 'node', 'python', 'defaults', 'goridge'];
 
 function pick<T extends string | { name: string }>(all: T[], filter: string | undefined): T[] {
   if (!filter) return all;
@@ -96,7 +97,7 @@ async function measureOne(t: Target, c: ConsumerKind, work: string, firstRun: bo
       await broker.fill(queue, N);
       proc = await startRaw(t.driver, t.url, queue, TUNED.prefetch, latencyDir, log);
     } else {
-      const worker: WorkerKind = c === 'python' ? 'python' : 'node';
+      const worker: WorkerKind = c === 'python' ? 'python' : c === 'goridge' ? 'goridge' : 'node';
       const yaml = daemonConfig(t.driver, t.url, queue, worker, await freePort(), c === 'defaults' ? undefined : TUNED);
       const daemon = await startDaemon(mkdtempSync(join(work, 'cfg-')), yaml, latencyDir, log);
       proc = daemon;

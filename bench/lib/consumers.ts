@@ -10,7 +10,7 @@ import { join } from 'node:path';
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 
 export type Driver = 'amqp091' | 'amqp1';
-export type WorkerKind = 'node' | 'python';
+export type WorkerKind = 'node' | 'python' | 'goridge';
 
 export interface Tuning {
   prefetch: number;
@@ -22,7 +22,14 @@ export interface Tuning {
 export const WORKER_COMMAND: Record<WorkerKind, string> = {
   node: `node ${join(ROOT, 'bench/workers/noop.mjs')}`,
   python: `python3 ${join(ROOT, 'bench/workers/noop.py')}`,
+  goridge: `php ${join(ROOT, 'bench/workers/noop-goridge.php')}`,
 };
+
+/**
+ * goridge workers take one job at a time (no job ids), so their row runs several processes instead of
+ * max_concurrency: BENCH_GORIDGE_WORKERS (default 4, as a RoadRunner pool on a small machine would).
+ */
+export const GORIDGE_WORKERS = Number(process.env.BENCH_GORIDGE_WORKERS ?? 4);
 
 export interface Proc {
   readonly pid: number;
@@ -94,7 +101,12 @@ export async function freePort(): Promise<number> {
 
 /** the YAML of a one-pipeline config; `tuning` undefined leaves every default alone */
 export function daemonConfig(driver: Driver, url: string, queue: string, worker: WorkerKind, port: number, tuning: Tuning | undefined): string {
-  const pool = tuning ? `\n  pool:\n    num_workers: ${tuning.numWorkers}\n    max_concurrency: ${tuning.maxConcurrency}` : '';
+  const pool =
+    worker === 'goridge'
+      ? `\n  pool:\n    protocol: goridge\n    num_workers: ${GORIDGE_WORKERS}`
+      : tuning
+        ? `\n  pool:\n    num_workers: ${tuning.numWorkers}\n    max_concurrency: ${tuning.maxConcurrency}`
+        : '';
   const conf = [`queue: "${queue}"`, 'durable: true'];
   if (driver === 'amqp1') conf.push('broker: rabbitmq');
   if (tuning) conf.push(`prefetch: ${tuning.prefetch}`);

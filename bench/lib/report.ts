@@ -75,6 +75,7 @@ export async function environment(urls: string[]): Promise<Record<string, string
     machine: `${cpu.length} × ${cpu[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}`,
     node: process.version,
     python: run('python3', ['--version']).replace('Python ', ''),
+    php: run('php', ['-r', 'echo PHP_VERSION;']),
     brokers: brokers.join(', '),
     amqplib: version('amqplib'),
     rhea: version('rhea'),
@@ -92,6 +93,7 @@ const LABEL: Record<string, string> = {
   node: 'jobrunner, Node.js no-op',
   python: 'jobrunner, Python no-op',
   defaults: 'jobrunner, all defaults',
+  goridge: 'jobrunner, goridge PHP no-op',
 };
 
 /** the results as a Markdown table (also readable in a terminal) */
