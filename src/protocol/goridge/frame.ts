@@ -212,21 +212,24 @@ function describeByte0(b0: number): string {
  * that echoes to stdout; PHP's own "Could not open input file: ..." when the script path is wrong).
  */
 export function describeBadBytes(problem: string, bytes: Buffer): string {
-  const head = bytes.subarray(0, 120);
-  const text = head.toString('utf8');
-  let printable = 0;
-  for (let i = 0; i < head.length; i++) {
-    const c = head[i] as number;
-    if ((c >= 0x20 && c < 0x7f) || c === 0x0a || c === 0x0d || c === 0x09 || c >= 0x80) printable++;
+  // the printable start of the bytes: text a worker printed, before any frame that follows it
+  let end = 0;
+  while (end < bytes.length && end < 200) {
+    const c = bytes[end] as number;
+    if (!((c >= 0x20 && c < 0x7f) || c === 0x0a || c === 0x0d || c === 0x09 || c >= 0x80)) break;
+    end++;
   }
+  // text starts with an ASCII character; a lone high byte is binary
+  if (end > 0 && (bytes[0] as number) >= 0x80) end = 0;
   let message = `stdout carried ${problem}, not a goridge frame`;
-  if (head.length > 0 && printable === head.length) {
+  if (end > 0) {
+    const text = bytes.toString('utf8', 0, end);
     const shown = JSON.stringify(text.length > 80 ? text.slice(0, 80) + '…' : text);
     message += `: it reads ${shown}`;
     if (text.startsWith('Could not open input file')) message += ' (the worker command names a PHP script that does not exist)';
-    else message += ' (the worker printed to stdout, which carries only frames: write logs to stderr; RoadRunner\'s PHP Worker sends echo output to stderr itself)';
-  } else if (head.length > 0) {
-    message += ` (first bytes ${head.subarray(0, 16).toString('hex')})`;
+    else message += " (the worker printed to stdout, which carries only frames: write logs to stderr; RoadRunner's PHP Worker sends echo output to stderr itself)";
+  } else if (bytes.length > 0) {
+    message += ` (first bytes ${bytes.subarray(0, 16).toString('hex')})`;
   }
   return message;
 }

@@ -149,6 +149,10 @@ test('decode: printed text is an error at its first byte, quoting it with a hint
   const after = decodeAll([Buffer.concat([encodeFrame(0, [0], 'ok'), Buffer.from('debug output')])]);
   assert.equal(after.frames.length, 1);
   assert.match(after.errors[0] as string, /it reads "debug output"/);
+  // text with a frame right behind it in the same read: the text alone is quoted
+  const before = decodeAll([Buffer.concat([Buffer.from('stray output\n'), encodeFrame(0, [0], 'ok')])]);
+  assert.equal(before.frames.length, 0);
+  assert.match(before.errors[0] as string, /byte 0 = 0x73; .*it reads "stray output\\n" \(the worker printed to stdout/);
   // binary garbage is shown as hex
   assert.match(decodeAll([Buffer.from([0xff, 0, 1, 2])]).errors[0] as string, /first bytes ff000102/);
 });
