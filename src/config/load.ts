@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { isMap, isScalar, stringify } from 'yaml';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { crossCheck } from './crossref.js';
+import { protocolWarnings } from './protocols.js';
 import { deepFreeze, normalize } from './normalize.js';
 import { formatProblem, problemsError, sortProblems, type Problem } from './problems.js';
 import { setAsideRoadRunner, type Warning } from './roadrunner.js';
@@ -71,7 +72,8 @@ export function checkConfigText(path: string, text: string, env: NodeJS.ProcessE
     return { problems: sortProblems(problems), warnings: [] };
   }
   const raw = structuredClone(data) as Record<string, unknown>;
-  const warnings = sortProblems(setAsideRoadRunner(path, raw, parsed, schemaRootKeys()));
+  const setAside = setAsideRoadRunner(path, raw, parsed, schemaRootKeys());
+  const warnings = sortProblems([...setAside, ...protocolWarnings(path, raw, parsed)]);
   const full = structuredClone(raw);
   giveEveryPipelineAConfig(full);
   problems.push(...validateSchema(path, full, parsed));
