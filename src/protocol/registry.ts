@@ -3,10 +3,12 @@
 // (test/protocol/registry.test.ts keeps the two lists equal).
 
 import type { WorkerProtocol } from './codec.js';
+import { goridgeProtocol } from './goridge/index.js';
 import { jobrunnerProtocol } from './jobrunner/index.js';
 
 export const PROTOCOLS: Readonly<Record<string, WorkerProtocol>> = Object.freeze({
   jobrunner: jobrunnerProtocol,
+  goridge: goridgeProtocol,
 });
 
 /** The protocol of that name; undefined when there is none (the config schema rejects unknown names first). */

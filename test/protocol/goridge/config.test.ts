@@ -39,7 +39,7 @@ test('max_concurrency above 1 with goridge: one warning where it is written', ()
   const r = check(head + 'jobs:\n  consume: [a, b]\n  pool:\n    protocol: goridge\n    max_concurrency: 8\n  pipelines:\n    a: { driver: memory }\n    b: { driver: memory }\n');
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.warnings, [
-    'jobs.yaml:6:22 jobs.pool.max_concurrency: max_concurrency: 8 is used as 1 with protocol goridge: its answers carry no job id, so a worker holds one job at a time (scale with num_workers)',
+    'jobs.yaml:7:22 jobs.pool.max_concurrency: max_concurrency: 8 is used as 1 with protocol goridge: its answers carry no job id, so a worker holds one job at a time (scale with num_workers)',
   ]);
 });
 
@@ -53,8 +53,8 @@ test("a pipeline's own pool: its protocol with the shared max_concurrency, or it
   );
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.warnings, [
-    'jobs.yaml:7:42 jobs.pipelines.a.pool.protocol: max_concurrency: 4 (from jobs.pool) is used as 1 with protocol goridge: its answers carry no job id, so a worker holds one job at a time (scale with num_workers)',
-    'jobs.yaml:8:60 jobs.pipelines.b.pool.max_concurrency: max_concurrency: 2 is used as 1 with protocol goridge: its answers carry no job id, so a worker holds one job at a time (scale with num_workers)',
+    'jobs.yaml:7:44 jobs.pipelines.a.pool.protocol: max_concurrency: 4 (from jobs.pool) is used as 1 with protocol goridge: its answers carry no job id, so a worker holds one job at a time (scale with num_workers)',
+    'jobs.yaml:8:70 jobs.pipelines.b.pool.max_concurrency: max_concurrency: 2 is used as 1 with protocol goridge: its answers carry no job id, so a worker holds one job at a time (scale with num_workers)',
   ]);
   assert.deepEqual(r.protocols, { a: ['goridge', 4], b: ['goridge', 2], c: ['jobrunner', 4] });
 });
