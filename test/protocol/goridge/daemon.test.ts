@@ -173,7 +173,7 @@ jobs:
         assert.equal(rs.length, 9);
         assert.equal(await r.count('retry'), 3);
         assert.equal(await r.count('ack'), 0);
-        const reasons = r.d.logs.filter((l) => l.msg === 'job dead-lettered').map((l) => String(l['reason']));
+        const reasons = r.d.logs.filter((l) => l.msg === 'job dead-lettered to dead').map((l) => String(l['reason']));
         assert.ok(reasons.some((x) => x.startsWith('F ')) && reasons.some((x) => x.startsWith('N ')) && reasons.some((x) => x.startsWith('E ')), reasons.join(' | '));
         assert.equal(await r.queueDepth('work'), 0);
         assert.equal(await r.queueDepth('dead'), 0);
