@@ -140,6 +140,7 @@ async function pushDirect(config: Config, name: string, req: PushRequest, timeou
     const s = conn.status();
     if (!s.connected && s.error !== undefined && ++failures >= addresses) gaveUp.abort();
   });
+  const deadline = Date.now() + timeoutSeconds * 1000;
   const signal = AbortSignal.any([AbortSignal.timeout(timeoutSeconds * 1000), gaveUp.signal]);
   try {
     await conn.start(signal);
@@ -147,13 +148,32 @@ async function pushDirect(config: Config, name: string, req: PushRequest, timeou
       const within = gaveUp.signal.aborted ? '' : ` within ${timeoutSeconds}s`;
       throw new JobrunnerError('E_BROKER_CONNECT', `cannot reach the broker of pipeline ${name}${within}: ${conn.status().error ?? 'no answer'}`);
     }
-    const broker = conn.pipeline(p);
-    await broker.declare();
+    // --timeout bounds the whole push: connect, declare, publish and the broker's confirm
     const job = pushedJob(p, req);
-    await broker.publish(job);
+    const publish = (async () => {
+      const broker = conn.pipeline(p);
+      await broker.declare();
+      await broker.publish(job);
+    })();
+    // a timer of our own: a listener on AbortSignal.any() does not keep that signal alive
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const s = conn.status();
+        const why = s.blocked !== undefined ? `the broker is blocking publishers: ${s.blocked}` : s.error !== undefined ? s.error : 'no confirm from the broker (is it blocking publishers, e.g. a memory or disk alarm?)';
+        reject(new JobrunnerError('E_PUBLISH', `push to pipeline ${name} did not complete within ${timeoutSeconds}s: ${why}`));
+      }, Math.max(0, deadline - Date.now()));
+    });
+    publish.catch(() => undefined);
+    try {
+      await Promise.race([publish, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
     return job.id;
   } finally {
-    await conn.stop();
+    // a blocked broker may never answer the close either: give it a moment, then leave
+    await Promise.race([conn.stop(), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
   }
 }
 

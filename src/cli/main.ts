@@ -101,6 +101,7 @@ function program(): Command {
     .action(async (pipeline: string, job: string, payload: string, opts: PushCliOptions) => {
       // without -c and without a jobs.yaml, push targets the embedded default daemon (in-process pipeline "default")
       const config = opts.address ? undefined : await loadFrom(opts.config, true);
+      oneShot = true;
       await runPush({ pipeline, job, payload, ...opts }, config);
     });
 
@@ -197,6 +198,13 @@ function exitCodeOf(err: unknown): number {
   return 1;
 }
 
+/**
+ * Set by a command that is done when its action returns (push): the process exits then, even if a broker
+ * that blocks publishers never answered the connection's close (its socket would keep the process alive
+ * past --timeout).
+ */
+let oneShot = false;
+
 async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
@@ -212,6 +220,7 @@ async function main(argv: string[]): Promise<void> {
     else if (process.env['JOBRUNNER_DEBUG'] && err instanceof Error && err.stack) process.stderr.write(`${redactSecrets(err.stack)}\n`);
     process.exitCode = exitCodeOf(err);
   }
+  if (oneShot) process.exit();
 }
 
 void main(process.argv);

@@ -3,7 +3,7 @@
 // (src/cli/ owns the process).
 
 import type { Config, DriverName, PipelineConfig } from '../config/types.js';
-import type { DriverConnection, OutgoingJob } from '../drivers/driver.js';
+import type { ConnectionStatus, DriverConnection, OutgoingJob } from '../drivers/driver.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { Pipeline, type PipelineOptions } from '../pipelines/pipeline.js';
@@ -351,7 +351,8 @@ export class Daemon implements Control, RpcControl {
         const s = p.state();
         const conn = this.connections.get(p.config.driver);
         const connected = conn?.status().connected ?? false;
-        const ready = connected ? await p.broker.readyCount().catch(() => undefined) : undefined;
+        // a blocked connection (a resource alarm) answers no queue query: the count would hang the request
+        const ready = connected && conn?.status().blocked === undefined ? await withinMs(p.broker.readyCount(), 2000).catch(() => undefined) : undefined;
         return {
           pipeline: p.name,
           driver: p.config.driver,
@@ -363,7 +364,7 @@ export class Daemon implements Control, RpcControl {
           reserved: p.broker.inFlightCount?.() ?? s.active,
           workers: s.workers,
           priority: pipelinePriority(p.config),
-          error: s.error ?? s.workerError ?? (conn && !connected ? conn.status().error ?? 'broker not connected' : null),
+          error: s.error ?? s.workerError ?? (conn && !connected ? conn.status().error ?? 'broker not connected' : null) ?? blockedReason(conn?.status()),
         };
       }),
     );
@@ -453,4 +454,19 @@ export class Daemon implements Control, RpcControl {
 
 function pipelinePriority(p: PipelineConfig): number {
   return p.options.priority;
+}
+
+/** while the broker blocks the connection's publishers (a resource alarm): the reason, for /pipelines */
+function blockedReason(status: ConnectionStatus | undefined): string | null {
+  return status?.blocked !== undefined ? `the broker is blocking publishers: ${status.blocked}` : null;
+}
+
+/** p, or undefined after ms (for a figure a slow broker need not hold up) */
+async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

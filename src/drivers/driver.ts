@@ -135,6 +135,8 @@ export interface ConnectionStatus {
   error?: string;
   /** the URL in use, redacted */
   url?: string;
+  /** set while the broker blocks this connection's publishers (AMQP 0-9-1 connection.blocked): its reason */
+  blocked?: string;
 }
 
 export interface BrokerPipeline {

@@ -9,8 +9,11 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { Admin, daemonYaml, describeTally, tally, within, type Tally, type Target } from '../helpers/faults.js';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { httpJson, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { Admin, CLI, daemonYaml, describeTally, tally, within, type Tally, type Target } from '../helpers/faults.js';
 import { RabbitNode, privateNodesSkip, type RabbitVersion } from '../helpers/rabbit-node.js';
 
 const skip = privateNodesSkip(3, 4);
@@ -202,6 +205,27 @@ for (const version of [3, 4] as RabbitVersion[]) {
             const b = await r.collected();
             tc.diagnostic(`during the alarm: ${b - a} more jobs done in 3 s (${b} of ${ids.length})`);
             assert.ok(b < ids.length, 'the alarm held the stream up');
+            if (driver === 'amqp091') {
+              // connection.blocked is named in /pipelines while it lasts
+              const blocked = await waitFor('/pipelines names the block', async () => {
+                const rows = (await httpJson('GET', `${r.d.url}/pipelines`)).body as Array<{ pipeline: string; error: string | null }>;
+                return rows.find((x) => x.pipeline === 'work' && /blocking publishers/.test(x.error ?? ''))?.error;
+              }, 20_000, 200);
+              tc.diagnostic(`/pipelines: ${blocked}`);
+            }
+            // push --timeout bounds the whole push, the confirm included, and says why
+            if (!(driver === 'amqp1' && version === 3)) {
+              const file = join(r.d.dir, 'push.yaml');
+              writeFileSync(file, daemonYaml({ target: { driver, url: node.url }, pipelines: [{ name: 'work', queue: r.q, config: 'redial_timeout: 120s' }] }));
+              const t0 = Date.now();
+              const push = spawnSync(process.execPath, [CLI, 'push', '-c', file, '--timeout', '3', 'work', 'Test', '{"action":"ack"}'], { encoding: 'utf8', timeout: 60_000 });
+              const took = Date.now() - t0;
+              tc.diagnostic(`push --timeout 3 during the alarm: exit ${push.status} after ${took} ms: ${push.stderr.trim()}`);
+              assert.notEqual(push.status, 0, 'the push failed');
+              assert.ok(took < 10_000, `push --timeout 3 returned within 10 s (took ${took} ms)`);
+              assert.match(push.stderr, /did not complete within 3s/);
+              if (driver === 'amqp091') assert.match(push.stderr, /the broker is blocking publishers: low on memory/);
+            }
           } finally {
             await node.memoryAlarm(false);
           }

@@ -175,8 +175,14 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
     };
     model.on('error', (err: unknown) => this.logger.debug(`amqp091 connection error: ${errorMessage(err)}`));
     model.on('close', onLost);
-    model.on('blocked', (reason: string) => this.logger.warn(`amqp091 connection blocked by the broker: ${reason}`));
-    model.on('unblocked', () => this.logger.info('amqp091 connection unblocked'));
+    model.on('blocked', (reason: string) => {
+      this.logger.warn({ code: 'E_PUBLISH' }, `amqp091: the broker is blocking publishers: ${reason}`);
+      this.setStatus({ blocked: reason });
+    });
+    model.on('unblocked', () => {
+      this.logger.info('amqp091: the broker no longer blocks publishers');
+      this.setStatus({ blocked: null });
+    });
     this.session = s;
     // rebuild every pipeline's topology and consumers before saying we are connected
     for (const p of this.pipelines) {
@@ -192,14 +198,17 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
     for (const w of waiters) w();
   }
 
-  private setStatus(change: Partial<ConnectionStatus>): void {
+  /** `blocked: null` ends a block; a lost connection ends it too */
+  private setStatus(change: Partial<Omit<ConnectionStatus, 'blocked'>> & { blocked?: string | null }): void {
     const prev = this.st;
     const next: ConnectionStatus = { connected: change.connected ?? prev.connected, since: prev.since, reconnects: change.reconnects ?? prev.reconnects };
     const error = change.connected === true ? undefined : (change.error ?? prev.error);
     if (error !== undefined) next.error = error;
     const url = change.url ?? prev.url;
     if (url !== undefined) next.url = url;
-    const changed = next.connected !== prev.connected || next.error !== prev.error;
+    const blocked = change.blocked !== undefined ? (change.blocked ?? undefined) : change.connected === false ? undefined : prev.blocked;
+    if (blocked !== undefined) next.blocked = blocked;
+    const changed = next.connected !== prev.connected || next.error !== prev.error || next.blocked !== prev.blocked;
     if (next.connected !== prev.connected) next.since = Date.now();
     this.st = next;
     if (changed) this.emit('status', this.status());
