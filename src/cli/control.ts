@@ -160,7 +160,7 @@ async function pushDirect(config: Config, name: string, req: PushRequest, timeou
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const s = conn.status();
-        const why = s.blocked !== undefined ? `the broker is blocking publishers: ${s.blocked}` : s.error !== undefined ? s.error : 'no confirm from the broker (is it blocking publishers, e.g. a memory or disk alarm?)';
+        const why = s.blocked !== undefined ? `the broker is blocking publishers: ${s.blocked}` : s.error !== undefined ? s.error : 'no confirm from the broker (is it blocking publishers? a resource alarm?)';
         reject(new JobrunnerError('E_PUBLISH', `push to pipeline ${name} did not complete within ${timeoutSeconds}s: ${why}`));
       }, Math.max(0, deadline - Date.now()));
     });
