@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { languages, repoRoot } from './worker-harness.js';
 import { runCli, startServe, type Serve } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
+import { httpCall } from '../helpers/http.js';
 
 const inCi = process.env.CI === 'true';
 const cli = join(repoRoot, 'dist/cli/main.js');
@@ -60,7 +61,7 @@ for (const lang of languages) {
       base = `http://${daemon.address}`;
       await until('/ready', async () => {
         if (daemon!.child.exitCode !== null) throw new Error(`daemon exited ${daemon!.child.exitCode}: ${log()}`);
-        const r = await fetch(`${base}/ready`).catch(() => undefined);
+        const r = await httpCall('GET', `${base}/ready`).catch(() => undefined);
         return r?.status === 200 ? true : undefined;
       }, log);
     });
@@ -73,8 +74,8 @@ for (const lang of languages) {
 
     test('processes pushed jobs and a follow-up, then exits 0 on SIGTERM', async () => {
       const push = async (job: string, payload: unknown): Promise<string> => {
-        const r = await fetch(`${base}/pipelines/work/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ job, payload }) });
-        const text = await r.text();
+        const r = await httpCall('POST', `${base}/pipelines/work/jobs`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ job, payload }) });
+        const text = r.text;
         assert.ok(r.status === 202 || r.status === 200, `push answered ${r.status}: ${text}`);
         return (JSON.parse(text) as { id: string }).id;
       };
@@ -89,7 +90,7 @@ for (const lang of languages) {
       const count = (text: string, outcome: string): number =>
         Number(new RegExp(`^jobrunner_jobs_total\\{pipeline="work",outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
       const metrics = await until('5 acks in /metrics', async () => {
-        const text = await (await fetch(`${base}/metrics`)).text();
+        const { text } = await httpCall('GET', `${base}/metrics`);
         return count(text, 'ack') >= 5 ? text : undefined;
       }, log);
       assert.equal(count(metrics, 'ack'), 5, 'four pushed jobs and one follow-up, each acked once');
@@ -112,7 +113,7 @@ for (const lang of languages) {
       assert.ok(log().includes(`retrying Flaky ${retryId} in 1s`), log());
       assert.ok(said.some((m) => /^processed Welcome \S+ \{"user":42\}$/.test(m)), said.join('\n'));
 
-      const pipelines = (await (await fetch(`${base}/pipelines`)).json()) as Array<Record<string, unknown>>;
+      const pipelines = JSON.parse((await httpCall('GET', `${base}/pipelines`)).text) as Array<Record<string, unknown>>;
       const work = pipelines.find((p) => p.pipeline === 'work');
       assert.ok(work, JSON.stringify(pipelines));
       assert.equal(work.driver, 'memory');

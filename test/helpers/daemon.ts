@@ -82,24 +82,7 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return 0;
 }
 
-/** An HTTP call with a JSON body (parsed when the answer is JSON); `auth` is a bearer token or extra headers. */
-export async function httpJson(method: string, url: string, body?: unknown, auth?: string | Record<string, string>): Promise<{ status: number; body: any }> {
-  const extra = typeof auth === 'string' ? { authorization: `Bearer ${auth}` } : (auth ?? {});
-  const res = await fetch(url, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extra },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // text
-  }
-  return { status: res.status, body: parsed };
-}
+export { httpJson, httpCall } from './http.js';
 
 export function tempFile(dir: string, name: string, content: string): string {
   const p = join(dir, name);

@@ -11,7 +11,7 @@ import type { Amqp091PipelineOptions } from '../../src/drivers/amqp091/options.j
 import { Daemon } from '../../src/daemon/daemon.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import type { Tracing } from '../../src/observability/tracing.js';
-import { httpJson } from '../helpers/daemon.js';
+import { httpCall, httpJson } from '../helpers/http.js';
 
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
@@ -168,9 +168,9 @@ export function metric(samples: Sample[], name: string, labels: Record<string, s
 }
 
 export async function scrape(url: string): Promise<Sample[]> {
-  const res = await fetch(`${url}/metrics`);
+  const res = await httpCall('GET', `${url}/metrics`);
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-  return parseMetrics(await res.text());
+  return parseMetrics(res.text);
 }
 
 export function http(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {

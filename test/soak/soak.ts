@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'amqplib';
+import { httpCall } from '../helpers/http.js';
 import { Admin, brokerMajor, daemonYaml, freePort, sleep, spawnServe, within } from '../helpers/faults.js';
 
 const N = Number(process.env['SOAK_MESSAGES'] ?? 1_000_000);
@@ -73,7 +74,7 @@ async function main(): Promise<number> {
     await within(
       (async () => {
         for (;;) {
-          const r = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+          const r = await httpCall('GET', `http://127.0.0.1:${port}/ready`).catch(() => undefined);
           if (r?.status === 200) return;
           if (daemon.child.exitCode !== null) throw new Error(`daemon exited: ${daemon.output()}`);
           await sleep(100);
