@@ -189,7 +189,13 @@ for (const t of targets) {
         const port = await freePort();
         const file = join(s.dir, 'jobs.yaml');
         writeFileSync(file, s.yaml({ http: `127.0.0.1:${port}` }));
-        await publishStream(s, 20);
+        // the first 40 jobs are quick, the rest take 2 s each: the 110 slow ones cannot all be done before
+        // the SIGTERM that follows "30 done" (it took a 0.3 s stall of this process when all were 20 ms,
+        // and a loaded machine stalled it that long), while the ones in flight at the SIGTERM end in 2 s
+        await s.admin.publish(
+          s.q,
+          s.ids.map((id, i) => ({ id, payload: { action: 'sleep', ms: i < 40 ? 20 : 2_000, then: 'echo', n: id } })),
+        );
         const cli = spawnServe(file);
         try {
           await waitFor('30 jobs done', async () => (await s.collected()) >= 30, 30_000, 50).catch((err: Error) => {
