@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { FIXTURE_WORKERS, startDaemon, waitFor } from '../helpers/daemon.js';
 import { readRecord, within } from '../helpers/faults.js';
+import { httpCall } from '../helpers/http.js';
 import { NATS_SERVER, NatsAdmin, PrivateNats } from '../helpers/nats.js';
 
 const SCRIPTED = join(FIXTURE_WORKERS, 'scripted.mjs');
@@ -43,7 +44,7 @@ describe('nats-server stopped and started under load', { skip: missing, concurre
     );
     try {
       await waitFor('ready', () => d.daemon.readiness().ok, 20_000);
-      const health = async (): Promise<number> => (await fetch(`${d.url}/health`, { signal: AbortSignal.timeout(5000) })).status;
+      const health = async (): Promise<number> => (await httpCall('GET', `${d.url}/health`, { timeoutMs: 5000 })).status;
       assert.equal(await health(), 200);
       const { js } = await admin.conn();
       const ids: string[] = [];
