@@ -152,3 +152,19 @@ test('the pool and the pipelines know a worker protocol only through src/protoco
   assert.ok(seen > 0, 'the pool imports the codec interface: the pattern is broken');
   assert.deepEqual(wrong, []);
 });
+
+// Node's fetch keeps idle keep-alive sockets and reuses one the daemon has already closed when this
+// process was starved of CPU ("other side closed"): tests call the daemon through test/helpers/http.ts,
+// a fresh connection per request
+const BARE_FETCH = /(?<![.\w])fetch\(/;
+
+test('tests reach an HTTP API only through test/helpers/http.ts, never a bare fetch()', () => {
+  const TEST = join(ROOT, 'test');
+  const offenders = files(TEST).filter((f) => f !== join(TEST, 'helpers', 'http.ts') && f !== join(TEST, 'architecture.test.ts') && readFileSync(f, 'utf8').split('\n').some((l) => !l.trimStart().startsWith('//') && BARE_FETCH.test(l)));
+  assert.deepEqual(offenders.map((f) => relative(ROOT, f)), []);
+});
+
+test('the bare fetch() check would catch one (it is not vacuous)', () => {
+  assert.ok(BARE_FETCH.test('const r = await fetch(`${base}/metrics`);'));
+  assert.ok(!BARE_FETCH.test('await ch.prefetch(10); const it = await consumer.fetch({ max_messages: 1 });'));
+});
