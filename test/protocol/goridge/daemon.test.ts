@@ -102,7 +102,6 @@ jobs:
         const d = await startDaemon(yaml);
         daemons.push(d);
         if (opts.waitReady !== false) await waitFor('the daemon is ready', () => d.daemon.readiness().ok, 30_000);
-        let conn: amqp.ChannelModel | undefined;
         return {
           d,
           record,
@@ -116,16 +115,13 @@ jobs:
           },
           async queueDepth(which) {
             if (!isAmqp) return 0;
-            conn ??= await amqp.connect(backend.url as string);
-            const ch = await conn.createChannel();
+            // a connection per call: one left open would keep the test process alive
+            const conn = await amqp.connect(backend.url as string);
             try {
+              const ch = await conn.createChannel();
               return (await ch.checkQueue(which === 'work' ? q : `${q}-dead`)).messageCount;
             } finally {
-              await ch.close();
-              if (which === 'dead') {
-                await conn.close();
-                conn = undefined;
-              }
+              await conn.close().catch(() => undefined);
             }
           },
         };
