@@ -4,64 +4,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
 import type { PipelineConfig, RetryConfig } from '../../src/config/types.js';
 import type { BrokerPipeline, Capabilities, Delivery, Headers, OutgoingJob } from '../../src/drivers/driver.js';
-import { MEMORY_CAPABILITIES } from '../../src/drivers/memory/capabilities.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { settle, type SettleContext } from '../../src/pipelines/settle.js';
 import { JobrunnerError } from '../../src/shared/errors.js';
-
-const silent = pino({ level: 'silent' });
-const RETRY: RetryConfig = { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 4000, multiplier: 2, jitter: 0 } };
-
-function pipelineConfig(extra: Partial<PipelineConfig> = {}): PipelineConfig {
-  return {
-    name: 'p',
-    driver: 'fake',
-    command: ['/bin/true'],
-    env: {},
-    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner' },
-    consume: true,
-    requeueOnFail: false,
-    redialTimeoutMs: 0,
-    options: { prefetch: 1, priority: 0 },
-    ...extra,
-  };
-}
-
-function broker(caps: Partial<Capabilities>, checkDelay?: (ms: number) => Promise<void>): BrokerPipeline {
-  const c: Capabilities = { ...MEMORY_CAPABILITIES, inProcess: false, ...caps };
-  return {
-    name: 'p',
-    queue: 'p',
-    declare: async () => undefined,
-    consume: async () => undefined,
-    cancel: async () => undefined,
-    publish: async () => undefined,
-    capabilities: () => c,
-    ...(checkDelay ? { checkDelay } : {}),
-    readyCount: async () => undefined,
-    close: async () => undefined,
-  };
-}
-
-/** a delivery that records each settlement call */
-function delivery(calls: string[], withRetryLater: boolean, attempt = 1): Delivery {
-  const d: Delivery = {
-    id: 'j1',
-    job: 'job',
-    body: Buffer.from('{}'),
-    headers: {},
-    attempt,
-    redelivered: false,
-    queue: 'p',
-    ack: async () => void calls.push('ack'),
-    reject: async (requeue: boolean) => void calls.push(`reject(${requeue})`),
-  };
-  if (withRetryLater) d.retryLater = async (ms: number, headers?: Headers) => void calls.push(`retryLater(${ms}${headers ? `, ${JSON.stringify(headers)}` : ''})`);
-  return d;
-}
+import { RETRY, broker, delivery, pipelineConfig, silent } from '../helpers/fake-settle.js';
 
 type Publish = (name: string, job: OutgoingJob) => Promise<void>;
 
