@@ -16,7 +16,7 @@ import { createConnection } from './connections.js';
 import { pushedJob } from './push.js';
 import type { Tracing } from '../observability/tracing.js';
 import { declaredPipeline } from '../config/load.js';
-import { startRpcServer, type RpcServer } from '../rpc/server.js';
+import type { RpcServer } from '../rpc/server.js';
 import type { RpcControl } from '../rpc/jobs.js';
 
 export interface DaemonOptions {
@@ -118,6 +118,8 @@ export class Daemon implements Control, RpcControl {
     }
     if (config.rpc) {
       // before any pool starts: workers get its address as RR_RPC
+      // loaded only when used: protobufjs and the .proto stay out of a daemon without an rpc section
+      const { startRpcServer } = await import('../rpc/server.js');
       this.rpc = await startRpcServer({ listen: config.rpc.listen, allowUnauthenticated: config.rpc.allowUnauthenticated, control: this, logger });
       logger.info({ address: this.rpc.address }, 'rpc server listening');
     }
