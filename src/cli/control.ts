@@ -6,6 +6,7 @@ import { JobrunnerError, errorMessage } from '../shared/errors.js';
 import { silentLogger } from '../observability/logger.js';
 import { driverFor } from '../drivers/registry.js';
 import type { PushRequest } from '../http/server.js';
+import type { WorkerRow } from '../daemon/daemon.js';
 
 async function api(address: string, method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<unknown> {
   const url = `http://${address}${path}`;
@@ -211,18 +212,8 @@ export async function runControl(verb: 'pause' | 'resume', opts: { pipeline: str
   process.stdout.write(opts.json ? `${JSON.stringify(res)}\n` : `${opts.pipeline}: ${verb === 'pause' ? 'paused' : 'consuming'}\n`);
 }
 
-interface WorkerRowOut {
-  pipeline: string;
-  worker: number;
-  pid: number;
-  state: string;
-  held: number;
-  held_for_ms: number;
-  done: number;
-  rss: number | null;
-  age_ms: number;
-  restarts: number;
-}
+/** what the CLI reads of a GET /workers row */
+type WorkerRowOut = Omit<WorkerRow, 'started'>;
 
 export async function runWorkers(opts: { address: string; json: boolean; pipeline?: string }): Promise<void> {
   const query = opts.pipeline === undefined ? '' : `?pipeline=${encodeURIComponent(opts.pipeline)}`;

@@ -14,7 +14,7 @@ import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driv
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../shared/backoff.js';
-import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
+import { deferred, sleep, type Deferred, untilAborted } from '../../shared/deferred.js';
 import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
@@ -76,13 +76,7 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
       }
       void this.run(first);
     }
-    if (signal === undefined) return this.started;
-    return new Promise<void>((resolve, reject) => {
-      if (signal.aborted) return resolve();
-      const onAbort = (): void => resolve();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.started?.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    return untilAborted(this.started, signal);
   }
 
   pipeline(config: PipelineConfig): BrokerPipeline {

@@ -13,7 +13,7 @@ import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driv
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../shared/backoff.js';
-import { deferred, sleep, type Deferred } from '../../shared/deferred.js';
+import { deferred, sleep, type Deferred, untilAborted } from '../../shared/deferred.js';
 import { NatsPipeline } from './pipeline.js';
 import { DelayMovers } from './delay.js';
 import type { LiveNats, NatsLink } from './live.js';
@@ -62,13 +62,7 @@ export class NatsConnection extends EventEmitter implements DriverConnection, Na
       this.started = first.promise;
       void this.run(first);
     }
-    if (signal === undefined) return this.started;
-    return new Promise<void>((resolve, reject) => {
-      if (signal.aborted) return resolve();
-      const onAbort = (): void => resolve();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.started?.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    return untilAborted(this.started, signal);
   }
 
   pipeline(config: PipelineConfig): BrokerPipeline {
