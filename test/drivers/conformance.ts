@@ -54,10 +54,19 @@ export interface ConformanceTarget {
 
 export type ConformanceFactory = (opts: { proxied: boolean }) => Promise<ConformanceTarget>;
 
+export interface ConformanceOptions {
+  /**
+   * Only the basic cases, about the connection carrying jobs (publish, consume, ack, reject, requeue,
+   * dead letter, delay, headers, cancel), not the fault cases (a cut connection): for a second run of a
+   * driver over another connection config, e.g. TLS (test/drivers/tls-conformance.test.ts).
+   */
+  basic?: boolean;
+}
+
 const T = 30_000;
 
 /** Registers the conformance cases under describe(label). */
-export function runConformance(label: string, make: ConformanceFactory): void {
+export function runConformance(label: string, make: ConformanceFactory, options: ConformanceOptions = {}): void {
   describe(`conformance: ${label}`, { concurrency: false }, () => {
     test('N published = N delivered and acked; queue empty after', { timeout: T }, async () => {
       await withTarget(make, false, async (t, p) => {
@@ -240,6 +249,10 @@ export function runConformance(label: string, make: ConformanceFactory): void {
         await Promise.all(more.map((d) => d.ack()));
       });
     });
+
+    if (options.basic === true) return;
+
+    // ---- fault cases ----
 
     test('connection cut: old deliveries are stale, consuming resumes, nothing lost', { timeout: T }, async (tc) => {
       await withTarget(make, true, async (t, p) => {

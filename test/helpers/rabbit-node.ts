@@ -161,6 +161,15 @@ export class RabbitNode {
     }
   }
 
+  /**
+   * A node with a TLS listener (tlsUrl()) serving `certs.server`, signed by `certs.ca` (test/helpers/tls-certs.ts),
+   * beside its plain one (url); requireClientCert: only clients with a certificate signed by `certs.ca`.
+   */
+  static startTls(version: RabbitVersion, certs: { ca: string; server: { cert: string; key: string } }, o: { label?: string; requireClientCert?: boolean } = {}): Promise<RabbitNode> {
+    const tls: NodeTls = { cacertfile: certs.ca, certfile: certs.server.cert, keyfile: certs.server.key, requireClientCert: o.requireClientCert ?? false };
+    return RabbitNode.start({ version, label: o.label ?? (o.requireClientCert ? 'mtls' : 'tls'), tls });
+  }
+
   /** amqp://guest:guest@127.0.0.1:<port> */
   get url(): string {
     return `amqp://guest:guest@127.0.0.1:${this.port}`;

@@ -163,9 +163,8 @@ for (const version of [3, 4] as RabbitVersion[]) {
     let tlsNode: RabbitNode;
     let mtlsNode: RabbitNode;
     before(async () => {
-      const server = { cacertfile: certs.ca, certfile: certs.server.cert, keyfile: certs.server.key };
-      tlsNode = await RabbitNode.start({ version, label: 'tls', tls: server });
-      mtlsNode = await RabbitNode.start({ version, label: 'mtls', tls: { ...server, requireClientCert: true } });
+      tlsNode = await RabbitNode.startTls(version, certs);
+      mtlsNode = await RabbitNode.startTls(version, certs, { requireClientCert: true });
     }, { timeout: 240_000 });
     after(async () => {
       await tlsNode?.remove();
