@@ -1,19 +1,55 @@
 // Helpers for the nats driver tests: pipeline configs with unique streams, a JetStream "admin" that
 // publishes, counts and deletes behind the driver's back, and private nats-server processes (own port,
 // own data folder) for the tests that stop or kill a server; the shared server on :4222 is never touched.
+// A private server may be a newer nats-server (2.12+, message scheduling) that
+// scripts/fetch-nats-server.sh keeps in a cache outside the repository.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { PipelineConfig } from '../../src/config/types.js';
 import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
 import { delayStreamName } from '../../src/drivers/nats/delay.js';
+import { serverSchedules } from '../../src/drivers/nats/schedule.js';
 
 export const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
+
+/** A nats-server binary and the version it reports, or why there is none. */
+export type NatsServerBinary = { bin: string; version: string; missing?: undefined } | { missing: string };
+
+/**
+ * A nats-server of 2.12 or later (message scheduling): NATS_SERVER_LATEST_BIN, else the newest one
+ * scripts/fetch-nats-server.sh left in its cache (JOBRUNNER_CACHE_DIR, default ~/.cache/jobrunner).
+ * Under CI=true a test that needs it must fail when it is missing, never skip.
+ */
+export function latestNatsServer(): NatsServerBinary {
+  const fix = 'run scripts/fetch-nats-server.sh (or set NATS_SERVER_LATEST_BIN)';
+  let bin = process.env['NATS_SERVER_LATEST_BIN'] ?? '';
+  if (bin === '') {
+    const cache = process.env['JOBRUNNER_CACHE_DIR'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'jobrunner');
+    const found = existsSync(cache)
+      ? readdirSync(cache)
+          .map((d) => /^nats-server-(\d+)\.(\d+)\.(\d+)$/.exec(d))
+          .filter((m): m is RegExpExecArray => m !== null && serverSchedules(m[0].slice('nats-server-'.length)) && existsSync(join(cache, m[0], 'nats-server')))
+          .sort((a, b) => Number(b[1]) - Number(a[1]) || Number(b[2]) - Number(a[2]) || Number(b[3]) - Number(a[3]))
+      : [];
+    if (found[0] === undefined) return { missing: `no nats-server 2.12+ in ${cache}: ${fix}` };
+    bin = join(cache, found[0][0], 'nats-server');
+  }
+  let out: string;
+  try {
+    out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+  } catch (err) {
+    return { missing: `${bin} does not run (${(err as Error).message.split('\n')[0]}): ${fix}` };
+  }
+  const version = /v(\d+\.\d+\.\d+\S*)/.exec(out)?.[1] ?? '';
+  if (!serverSchedules(version)) return { missing: `${bin} is nats-server ${version || out.trim()}, not 2.12+: ${fix}` };
+  return { bin, version };
+}
 
 export type NatsPipelineConfig = PipelineConfig<NatsPipelineOptions>;
 
@@ -91,10 +127,14 @@ export function freePort(): Promise<number> {
 export class PrivateNats {
   readonly dir = mkdtempSync(join(tmpdir(), 'jobrunner-nats-'));
   private proc: ChildProcess | undefined;
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly bin: string,
+  ) {}
 
-  static async start(): Promise<PrivateNats> {
-    const s = new PrivateNats(await freePort());
+  /** on a free port, with the distribution's nats-server or `bin` */
+  static async start(bin: string = NATS_SERVER): Promise<PrivateNats> {
+    const s = new PrivateNats(await freePort(), bin);
     await s.start();
     return s;
   }
@@ -105,7 +145,7 @@ export class PrivateNats {
 
   async start(): Promise<void> {
     if (this.proc !== undefined) return;
-    const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, '-n', `jobrunner-test-${this.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(this.bin, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, '-n', `jobrunner-test-${this.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     let log = '';
     await new Promise<void>((resolve, reject) => {

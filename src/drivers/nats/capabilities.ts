@@ -9,7 +9,7 @@ export const NATS_CAPABILITIES: Capabilities = Object.freeze({
   // nak(delay): the server hands the same message back, its delivery count is the attempt; a nak
   // cannot change the message's headers, so a nack with headers is re-published instead
   retryLater: { maxDelayMs: 7 * 24 * 3600 * 1000, headers: false },
-  // a delay stream and its mover (servers before 2.12): any delay
+  // any delay: the server's message scheduling (2.12+, a stream that allows it), else a delay stream and its mover
   delays: 'any',
   // the consumer's num_pending
   readyCount: true,

@@ -14,8 +14,15 @@ export const CONTENT_TYPE_HEADER = 'content-type';
 /** RoadRunner's nats driver adds the subject a message came on as this header. */
 export const SUBJECT_HEADER = 'x-nats-subject';
 
-/** Headers jobrunner sets for itself: never handed to the worker as job headers. */
-const INTERNAL = new Set<string>([MSG_ID_HEADER.toLowerCase(), ATTEMPT_HEADER, CONTENT_TYPE_HEADER, TRACEPARENT_HEADER, ...RR_HEADER_NAMES]);
+/**
+ * What the server adds to a message a schedule produced (a delayed push on 2.12+): the schedule's subject,
+ * and `purge`. Not job headers: a worker sees a delayed job the same on every server.
+ */
+export const SCHEDULER_HEADER = 'Nats-Scheduler';
+export const SCHEDULE_NEXT_HEADER = 'Nats-Schedule-Next';
+
+/** Headers jobrunner (or the server, for it) sets: never handed to the worker as job headers. */
+const INTERNAL = new Set<string>([MSG_ID_HEADER.toLowerCase(), SCHEDULER_HEADER.toLowerCase(), SCHEDULE_NEXT_HEADER.toLowerCase(), ATTEMPT_HEADER, CONTENT_TYPE_HEADER, TRACEPARENT_HEADER, ...RR_HEADER_NAMES]);
 
 /** RoadRunner's Item as JSON (natsjobs/item.go). */
 interface Envelope {

@@ -1,6 +1,7 @@
-// Delayed pushes on servers without message scheduling (nats-server before 2.12). A delayed job goes to a
-// work-queue stream beside the pipeline's stream (JOBRUNNER_DELAY_<stream>, subject
-// _jobrunner.delay.<stream>) with its due time and target subject in headers. A mover, run by every
+// Delayed pushes where the server cannot schedule them (nats-server before 2.12, or a stream that does not
+// allow schedules: ./schedule.ts says which). A delayed job goes to a work-queue stream beside the
+// pipeline's stream (JOBRUNNER_DELAY_<stream>, subject _jobrunner.delay.<stream>) with its due time and
+// target subject in headers. A mover, run by every
 // daemon that consumes a pipeline of that stream (they share one durable consumer, so each message is
 // moved once), takes each message: not yet due -> nak(remaining), so the server hands it back when due;
 // due -> published to its target subject (confirmed, same Nats-Msg-Id, so a mover that dies between

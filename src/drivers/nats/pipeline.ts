@@ -2,9 +2,10 @@
 // Settlement: ack (then delete the message with delete_after_ack), reject(true) = nak, reject(false) = term
 // (JetStream has no dead-lettering of its own), retryLater(ms) = nak(ms) so the server's delivery count is
 // the attempt. While a delivery is held, `working()` goes out before ack_wait runs out, so a long job is
-// not handed to someone else.
+// not handed to someone else. A delayed push goes through the server's message scheduling where the server
+// (2.12+) and the stream allow it (./schedule.ts), else through the delay stream (./delay.ts).
 
-import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, JsMsg, ScheduleOptions } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { PipelineConfig } from '../../config/types.js';
 import { DeliveryBase, type BrokerPipeline, type Capabilities, type Delivery, type OutgoingJob } from '../driver.js';
@@ -15,8 +16,9 @@ import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import type { LiveNats, NatsLink } from './live.js';
 import { PullLoop } from './pull.js';
 import { SUBJECT_HEADER, decodeMessage, encodeJob, type RawHeaders } from './codec.js';
-import { ensureConsumer, ensureStream, consumerInfo } from './topology.js';
-import { DUE_HEADER, TARGET_HEADER, delaySubject, ensureDelayStream } from './delay.js';
+import { ensureConsumer, ensureStream, consumerInfo, streamInfo } from './topology.js';
+import { DUE_HEADER, TARGET_HEADER, delayStreamName, delaySubject, ensureDelayStream } from './delay.js';
+import { delayPath, newScheduleSubject, scheduleSubjects, serverSchedules, type DelayPath } from './schedule.js';
 
 type NatsPipelineConfig = PipelineConfig<NatsPipelineOptions>;
 
@@ -34,6 +36,10 @@ export class NatsPipeline implements BrokerPipeline {
   private closed: Promise<void> | undefined;
   /** deliveries that arrived while not consuming */
   private parked: NatsDelivery[] = [];
+  /** how delayed pushes go on the live connection `on` (another connection may be another server) */
+  private delays: { on: LiveNats; path: DelayPath; mover: boolean } | undefined;
+  /** the last delay path logged, so a reconnect does not repeat it */
+  private delaysLogged: string | undefined;
 
   constructor(
     private readonly config: NatsPipelineConfig,
@@ -52,7 +58,7 @@ export class NatsPipeline implements BrokerPipeline {
   }
 
   private async declareOn(live: LiveNats): Promise<void> {
-    await ensureStream(live.jsm, this.name, this.o);
+    const stream = await ensureStream(live.jsm, this.name, this.o, serverSchedules(live.serverVersion) ? scheduleSubjects(this.o.stream) : undefined);
     const info = await ensureConsumer(live.jsm, this.name, this.o, {
       name: this.o.consumer,
       ackWaitMs: this.o.ackWaitMs,
@@ -66,8 +72,40 @@ export class NatsPipeline implements BrokerPipeline {
     if (info.config.filter_subject !== undefined && info.config.filter_subject !== '' && info.config.filter_subject !== this.o.subject) {
       this.logger.warn({ consumer: this.o.consumer, filter_subject: info.config.filter_subject, subject: this.o.subject }, 'the existing consumer filters on another subject than the pipeline publishes to');
     }
-    if (this.o.declare) await ensureDelayStream(live.jsm, this.o.stream);
+    await this.settleDelayPath(live, delayPath(live.serverVersion, stream, info));
     this.declaredOn = live;
+  }
+
+  /**
+   * Native scheduling, or the delay stream (created with declare: true). A mover runs for the delay
+   * stream whenever it exists, also beside native scheduling: messages a daemon put there before the
+   * stream allowed schedules are still moved when due.
+   */
+  private async settleDelayPath(live: LiveNats, path: DelayPath): Promise<void> {
+    let mover = true;
+    if (!path.native) {
+      if (this.o.declare) await ensureDelayStream(live.jsm, this.o.stream);
+    } else mover = (await streamInfo(live.jsm, delayStreamName(this.o.stream))) !== undefined;
+    this.delays = { on: live, path, mover };
+    const said = path.native
+      ? `delayed pushes: nats-server ${live.serverVersion} message scheduling on \`${scheduleSubjects(this.o.stream)}\``
+      : `delayed pushes: the delay stream ${delayStreamName(this.o.stream)} (${path.reason})`;
+    if (said !== this.delaysLogged) {
+      this.delaysLogged = said;
+      // worth an info line where the server could schedule and the stream does not let it
+      if (path.native || serverSchedules(live.serverVersion)) this.logger.info({ stream: this.o.stream }, said);
+      else this.logger.debug({ stream: this.o.stream }, said);
+    }
+  }
+
+  /** the delay path on this connection, checked again after a reconnect (maybe to another server) */
+  private async delayPathOn(live: LiveNats): Promise<DelayPath> {
+    if (this.delays?.on !== live) {
+      const stream = await streamInfo(live.jsm, this.o.stream);
+      if (stream === undefined) return { native: false, reason: `stream \`${this.o.stream}\` does not exist` };
+      await this.settleDelayPath(live, delayPath(live.serverVersion, stream, await consumerInfo(live.jsm, this.o.stream, this.o.consumer)));
+    }
+    return (this.delays as { path: DelayPath }).path;
   }
 
   private async consumerOn(live: LiveNats): Promise<Consumer> {
@@ -93,7 +131,7 @@ export class NatsPipeline implements BrokerPipeline {
       this.loop.start();
       this.startHeartbeat();
     } else this.loop.resume();
-    this.conn.movers.acquire(this.o.stream);
+    if (this.delays?.mover !== false) this.conn.movers.acquire(this.o.stream);
     // what the last fetch brought after a cancel, first
     const parked = this.parked;
     this.parked = [];
@@ -164,18 +202,27 @@ export class NatsPipeline implements BrokerPipeline {
     const h = natsHeaders();
     for (const [k, v] of enc.headers) h.append(k, v);
     let subject = this.o.subject;
+    let schedule: ScheduleOptions | undefined;
     if (job.delayMs > 0) {
-      h.set(DUE_HEADER, String(Date.now() + job.delayMs));
-      h.set(TARGET_HEADER, this.o.subject);
-      subject = delaySubject(this.o.stream);
+      const due = Date.now() + job.delayMs;
+      if ((await this.delayPathOn(live)).native) {
+        // Nats-Schedule: @at <due, RFC 3339> and Nats-Schedule-Target: the pipeline's subject
+        subject = newScheduleSubject(this.o.stream);
+        schedule = { specification: new Date(due), target: this.o.subject };
+      } else {
+        h.set(DUE_HEADER, String(due));
+        h.set(TARGET_HEADER, this.o.subject);
+        subject = delaySubject(this.o.stream);
+      }
     }
     try {
-      await live.js.publish(subject, enc.data, { msgID: enc.msgId, headers: h });
+      await live.js.publish(subject, enc.data, { msgID: enc.msgId, headers: h, ...(schedule === undefined ? {} : { schedule }) });
     } catch (err) {
-      if (job.delayMs > 0 && /no responders|503/i.test(errorMessage(err))) {
+      if (job.delayMs > 0 && schedule === undefined && /no responders|503/i.test(errorMessage(err))) {
         throw new JobrunnerError('E_DELAY_UNSUPPORTED', `pipeline ${this.name}: delayed push needs the delay stream ${delaySubject(this.o.stream)} (created with declare: true): ${errorMessage(err)}`, { cause: err });
       }
-      throw new JobrunnerError('E_PUBLISH', `pipeline ${this.name}: publish to ${subject} not confirmed: ${errorMessage(err)}`, { cause: err });
+      const what = schedule === undefined ? `publish to ${subject}` : `scheduled publish for ${this.o.subject} (on ${subject})`;
+      throw new JobrunnerError('E_PUBLISH', `pipeline ${this.name}: ${what} not confirmed: ${errorMessage(err)}`, { cause: err });
     }
   }
 

@@ -54,15 +54,24 @@ export async function consumerInfo(jsm: JetStreamManager, stream: string, consum
   }
 }
 
-/** Creates the stream if missing (declare: true); checks an existing one covers the subject. */
-export async function ensureStream(jsm: JetStreamManager, pipeline: string, o: NatsPipelineOptions): Promise<StreamInfo> {
+/**
+ * Creates the stream if missing (declare: true); checks an existing one covers the subject. With
+ * `schedules` (the schedule subjects, on a 2.12+ server) a stream created now allows message schedules and
+ * takes those subjects too; an existing stream is used as it is.
+ */
+export async function ensureStream(jsm: JetStreamManager, pipeline: string, o: NatsPipelineOptions, schedules?: string): Promise<StreamInfo> {
   let info = await streamInfo(jsm, o.stream);
   if (info === undefined) {
     if (!o.declare) {
       throw new JobrunnerError('E_BROKER_DECLARE', `pipeline ${pipeline}: stream \`${o.stream}\` does not exist and declare is false: create it (nats stream add ${o.stream} --subjects '${o.subject}') or set declare: true`);
     }
     try {
-      info = await jsm.streams.add({ name: o.stream, subjects: [o.subject] });
+      info = await jsm.streams.add(
+        schedules === undefined
+          ? { name: o.stream, subjects: [o.subject] }
+          : // the server turns roll-ups on for schedules by itself (a schedule is a roll-up of its subject); said here so a pedantic server agrees
+            { name: o.stream, subjects: [o.subject, schedules], allow_msg_schedules: true, allow_rollup_hdrs: true },
+      );
     } catch (err) {
       // another daemon created it first: use it like any existing stream
       info = await streamInfo(jsm, o.stream);
