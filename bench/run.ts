@@ -1,5 +1,5 @@
-// `npm run bench` (issue 7): jobrunner beside the raw clients on the local RabbitMQ 3.10 and 4.0.
-// For each target (amqp091 on 3.10, amqp091 on 4.0, amqp1 on 4.0) and each consumer (the raw client,
+// `npm run bench` (issue 7): jobrunner beside the raw clients on the local RabbitMQ 3.10 and 4.0 and the
+// local nats-server. For each target (amqp091 on 3.10, amqp091 on 4.0, amqp1 on 4.0, nats) and each consumer (the raw client,
 // jobrunner with the no-op Node.js worker, with the no-op Python worker, with every default, and with
 // the goridge no-op PHP worker under `pool.protocol: goridge`, BENCH_GORIDGE_WORKERS processes), a
 // fresh queue of N persistent 100-byte JSON messages is drained and timed; then the same consumer
@@ -12,8 +12,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Broker } from './lib/broker.js';
-import { daemonConfig, freePort, killChildren, ROOT, sleep, startDaemon, startRaw, type Driver, type Tuning, type WorkerKind } from './lib/consumers.js';
+import { Broker, type BenchBroker } from './lib/broker.js';
+import { NatsBroker, natsStream } from './lib/nats-broker.js';
+import { daemonConfig, NATS_CONSUMER, freePort, killChildren, ROOT, sleep, startDaemon, startRaw, type Driver, type Tuning, type WorkerKind } from './lib/consumers.js';
 import { collectLatency, drain, median, percentile, waitEmpty } from './lib/measure.js';
 import { rssMb } from './lib/proc.js';
 import { environment, formatTable, writeDocs, type Results, type Row } from './lib/report.js';
@@ -28,6 +29,7 @@ const LATENCY_N = Number(env.BENCH_LATENCY_N ?? (QUICK ? 1000 : 3000));
 const LATENCY_RATE = 1000;
 const URL_310 = env.BENCH_URL_310 ?? 'amqp://guest:guest@127.0.0.1:5672';
 const URL_40 = env.BENCH_URL_40 ?? 'amqp://guest:guest@127.0.0.1:5673';
+const URL_NATS = env.BENCH_URL_NATS ?? (env.NATS_URLS ?? 'nats://127.0.0.1:4222').split(/\s+/)[0] ?? 'nats://127.0.0.1:4222';
 
 /**
  * An idle daemon's RSS once it has settled. V8's memory reducer returns the start-up heap growth (~5 MB)
@@ -67,7 +69,12 @@ const TARGETS: Target[] = [
   { name: 'amqp091 / RabbitMQ 3.10', driver: 'amqp091', url: URL_310 },
   { name: 'amqp091 / RabbitMQ 4.0', driver: 'amqp091', url: URL_40 },
   { name: 'amqp1 / RabbitMQ 4.0', driver: 'amqp1', url: URL_40 },
+  { name: 'nats / nats-server', driver: 'nats', url: URL_NATS },
 ];
+
+function openBroker(t: Target): Promise<BenchBroker> {
+  return t.driver === 'nats' ? NatsBroker.open(t.url) : Broker.open(t.url);
+}
 
 type ConsumerKind = 'raw' | 'node' | 'python' | 'defaults' | 'goridge';
 const CONSUMERS: ConsumerKind[] = ['raw', 'node', 'python', 'defaults', 'goridge'];
@@ -80,12 +87,13 @@ function pick<T extends string | { name: string }>(all: T[], filter: string | un
 
 let seq = 0;
 function queueName(t: Target, c: ConsumerKind): string {
-  return `bench.${t.driver}.${t.url.endsWith('5672') ? '310' : '40'}.${c}.${process.pid}.${++seq}`;
+  const where = t.driver === 'nats' ? 'js' : t.url.endsWith('5672') ? '310' : '40';
+  return `bench.${t.driver}.${where}.${c}.${process.pid}.${++seq}`;
 }
 
 /** One consumer on one target: throughput on a full queue, then latency at 1,000/s; idle RSS on the first run. */
 async function measureOne(t: Target, c: ConsumerKind, work: string, firstRun: boolean): Promise<Row> {
-  const broker = await Broker.open(t.url);
+  const broker = await openBroker(t);
   const queue = queueName(t, c);
   const latencyDir = mkdtempSync(join(work, 'lat-'));
   const log = join(work, `${queue}.log`);
@@ -95,10 +103,10 @@ async function measureOne(t: Target, c: ConsumerKind, work: string, firstRun: bo
     let proc: { pid: number; stop(): Promise<void> };
     if (c === 'raw') {
       await broker.fill(queue, N);
-      proc = await startRaw(t.driver, t.url, queue, TUNED.prefetch, latencyDir, log);
+      proc = await startRaw(t.driver, t.url, queue, TUNED.prefetch, latencyDir, log, t.driver === 'nats' ? { BENCH_STREAM: natsStream(queue), BENCH_CONSUMER: NATS_CONSUMER } : {});
     } else {
       const worker: WorkerKind = c === 'python' ? 'python' : c === 'goridge' ? 'goridge' : 'node';
-      const yaml = daemonConfig(t.driver, t.url, queue, worker, await freePort(), c === 'defaults' ? undefined : TUNED);
+      const yaml = daemonConfig(t.driver, t.url, queue, worker, await freePort(), c === 'defaults' ? undefined : TUNED, natsStream(queue));
       const daemon = await startDaemon(mkdtempSync(join(work, 'cfg-')), yaml, latencyDir, log);
       proc = daemon;
       // idle RSS, first run only (the figure reported): the settled figure, once V8's memory reducer has
@@ -126,7 +134,10 @@ async function measureOne(t: Target, c: ConsumerKind, work: string, firstRun: bo
     row.p99 = percentile(samples, 99);
     if (samples.length < LATENCY_N) console.warn(`  ${t.name} ${c}: ${samples.length} latency samples of ${LATENCY_N}`);
     // jobrunner stopped gracefully: every message must have been acked
-    if (c !== 'raw') row.leftover = (await broker.count(queue)).ready;
+    if (c !== 'raw') {
+      const left = await broker.count(queue);
+      row.leftover = left.ready + (left.unacked ?? 0);
+    }
   } finally {
     await broker.delete(queue);
     await broker.close();
@@ -139,7 +150,7 @@ async function measureOne(t: Target, c: ConsumerKind, work: string, firstRun: bo
  * Runs one row again (up to 3 times) when it fails, after the broker answers again: other people's test
  * suites restart the shared brokers, and one lost row should not lose the whole run.
  */
-async function withRetry(what: string, url: string, fn: () => Promise<Row>): Promise<Row> {
+async function withRetry(what: string, t: Target, fn: () => Promise<Row>): Promise<Row> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
@@ -149,7 +160,7 @@ async function withRetry(what: string, url: string, fn: () => Promise<Row>): Pro
       const deadline = Date.now() + 120_000;
       for (;;) {
         try {
-          await (await Broker.open(url)).close();
+          await (await openBroker(t)).close();
           break;
         } catch {
           if (Date.now() > deadline) throw err;
@@ -183,7 +194,7 @@ async function main(): Promise<void> {
     for (const t of targets) {
       let raw = NaN;
       for (const c of consumers) {
-        const row = await withRetry(`${t.name} ${c}`, t.url, () => measureOne(t, c, work, run === 0));
+        const row = await withRetry(`${t.name} ${c}`, t, () => measureOne(t, c, work, run === 0));
         if (c === 'raw') raw = row.rate;
         row.ratio = row.rate / raw;
         rows.push(row);
@@ -210,7 +221,7 @@ async function main(): Promise<void> {
     latencyN: LATENCY_N,
     tuned: TUNED,
     seconds: Math.round((Date.now() - started) / 1000),
-    env: await environment([URL_310, URL_40]),
+    env: await environment([...new Set(targets.map((t) => t.url))]),
     rows: final,
   };
   console.log('\n' + formatTable(results));

@@ -1,5 +1,6 @@
-// Broker helpers for the benchmark, over AMQP 0-9-1 (amqplib) on both RabbitMQ versions: declare,
-// fill a queue with persistent 100-byte JSON messages, count what is ready, publish at a fixed rate.
+// Broker helpers for the benchmark: declare, fill a queue with persistent 100-byte JSON messages, count
+// what is ready, publish at a fixed rate. Over AMQP 0-9-1 (amqplib) on both RabbitMQ versions (the amqp091
+// and amqp1 targets), and over NATS JetStream (./nats-broker.ts) for the nats target.
 
 import amqplib, { type ChannelModel, type ConfirmChannel, type Channel } from 'amqplib';
 
@@ -12,7 +13,33 @@ export function body(n: number, ts?: number): Buffer {
   return Buffer.from(head + 'x'.repeat(pad) + '"}', 'utf8');
 }
 
-export class Broker {
+/** what the benchmark needs of a broker, whatever its protocol */
+export interface BenchBroker {
+  /** a fresh, empty queue (for NATS: a stream and the durable consumer the driver would create) */
+  declare(queue: string): Promise<void>;
+  delete(queue: string): Promise<void>;
+  /** messages waiting to be delivered, and (where the broker tells) delivered but not yet settled */
+  count(queue: string): Promise<{ ready: number; unacked?: number }>;
+  fill(queue: string, n: number): Promise<void>;
+  paced(queue: string, count: number, rate: number, stamped: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** publishes `count` messages at `rate`/s through `send`, each carrying its publish time when stamped */
+export async function pacedSend(count: number, rate: number, stamped: boolean, send: (n: number, data: Buffer) => void): Promise<void> {
+  const origin = performance.timeOrigin;
+  const start = performance.now();
+  const interval = 1000 / rate;
+  let sent = 0;
+  while (sent < count) {
+    const due = Math.min(count, Math.floor((performance.now() - start) / interval) + 1);
+    for (; sent < due; sent++) send(sent, body(sent, stamped ? origin + performance.now() : undefined));
+    const next = start + sent * interval - performance.now();
+    await new Promise((r) => setTimeout(r, Math.max(0, next)));
+  }
+}
+
+export class Broker implements BenchBroker {
   private constructor(
     private readonly conn: ChannelModel,
     private readonly pub: ConfirmChannel,
@@ -57,19 +84,9 @@ export class Broker {
 
   /** publishes `count` messages at `rate`/s, each carrying its publish time (epoch ms, fractional) */
   async paced(queue: string, count: number, rate: number, stamped: boolean): Promise<void> {
-    const origin = performance.timeOrigin;
-    const start = performance.now();
-    const interval = 1000 / rate;
-    let sent = 0;
-    while (sent < count) {
-      const due = Math.min(count, Math.floor((performance.now() - start) / interval) + 1);
-      for (; sent < due; sent++) {
-        const ts = stamped ? origin + performance.now() : undefined;
-        this.pub.publish('', queue, body(sent, ts), { persistent: true, contentType: 'application/json', messageId: `l${sent}` });
-      }
-      const next = start + sent * interval - performance.now();
-      await new Promise((r) => setTimeout(r, Math.max(0, next)));
-    }
+    await pacedSend(count, rate, stamped, (n, data) => {
+      this.pub.publish('', queue, data, { persistent: true, contentType: 'application/json', messageId: `l${n}` });
+    });
     await this.pub.waitForConfirms();
   }
 

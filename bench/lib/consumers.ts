@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 
-export type Driver = 'amqp091' | 'amqp1';
+export type Driver = 'amqp091' | 'amqp1' | 'nats';
 export type WorkerKind = 'node' | 'python' | 'goridge';
 
 export interface Tuning {
@@ -59,13 +59,13 @@ function waitExit(child: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-/** starts bench/raw/<driver>.mjs; resolves once it consumes */
-export async function startRaw(driver: Driver, url: string, queue: string, prefetch: number, latencyDir: string, logFile: string): Promise<Proc> {
+/** starts bench/raw/<driver>.mjs (`extra`: more of its environment); resolves once it consumes */
+export async function startRaw(driver: Driver, url: string, queue: string, prefetch: number, latencyDir: string, logFile: string, extra: Record<string, string> = {}): Promise<Proc> {
   const log = openSync(logFile, 'a');
   const child = spawn(process.execPath, [join(ROOT, `bench/raw/${driver}.mjs`)], {
     cwd: ROOT,
     stdio: ['ignore', log, log, 'ipc'],
-    env: { ...process.env, BENCH_URL: url, BENCH_QUEUE: queue, BENCH_PREFETCH: String(prefetch), BENCH_LATENCY_DIR: latencyDir },
+    env: { ...process.env, BENCH_URL: url, BENCH_QUEUE: queue, BENCH_PREFETCH: String(prefetch), BENCH_LATENCY_DIR: latencyDir, ...extra },
   });
   track(child);
   await new Promise<void>((resolve, reject) => {
@@ -99,22 +99,31 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** the YAML of a one-pipeline config; `tuning` undefined leaves every default alone */
-export function daemonConfig(driver: Driver, url: string, queue: string, worker: WorkerKind, port: number, tuning: Tuning | undefined): string {
+/** the durable consumer of a nats queue, in the raw client's and jobrunner's config alike */
+export const NATS_CONSUMER = 'jobrunner-bench';
+
+/** the config section that holds each driver's connection */
+const CONNECTION_SECTION: Record<Driver, string> = { amqp091: 'amqp', amqp1: 'amqp1', nats: 'nats' };
+
+/**
+ * The YAML of a one-pipeline config; `tuning` undefined leaves every default alone. `natsStream`: the
+ * stream of a nats queue (the queue's name is its subject; the consumer is NATS_CONSUMER).
+ */
+export function daemonConfig(driver: Driver, url: string, queue: string, worker: WorkerKind, port: number, tuning: Tuning | undefined, natsStream?: string): string {
   const pool =
     worker === 'goridge'
       ? `\n  pool:\n    protocol: goridge\n    num_workers: ${GORIDGE_WORKERS}`
       : tuning
         ? `\n  pool:\n    num_workers: ${tuning.numWorkers}\n    max_concurrency: ${tuning.maxConcurrency}`
         : '';
-  const conf = [`queue: "${queue}"`, 'durable: true'];
+  const conf = driver === 'nats' ? [`stream: "${natsStream}"`, `subject: "${queue}"`, `consumer: "${NATS_CONSUMER}"`] : [`queue: "${queue}"`, 'durable: true'];
   if (driver === 'amqp1') conf.push('broker: rabbitmq');
   if (tuning) conf.push(`prefetch: ${tuning.prefetch}`);
   if (tuning && driver === 'amqp091') conf.push(`multiple_ack: ${tuning.multipleAck}`);
   return `version: "3"
 server:
   command: "${WORKER_COMMAND[worker]}"
-${driver === 'amqp091' ? 'amqp' : 'amqp1'}:
+${CONNECTION_SECTION[driver]}:
   addr: "${url}"
 http:
   address: "127.0.0.1:${port}"

@@ -3,7 +3,7 @@
 
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Broker } from './broker.js';
+import type { BenchBroker } from './broker.js';
 import { cpuSeconds } from './proc.js';
 import { sleep } from './consumers.js';
 
@@ -19,7 +19,7 @@ export interface Throughput {
  * is empty: rate = messages taken in that window / its length. Raw consumers and jobrunner are
  * measured the same way. `pid`'s CPU time is read at both ends.
  */
-export async function drain(broker: Broker, queue: string, n: number, pid: number | undefined, timeoutMs: number): Promise<Throughput> {
+export async function drain(broker: BenchBroker, queue: string, n: number, pid: number | undefined, timeoutMs: number): Promise<Throughput> {
   const deadline = Date.now() + timeoutMs;
   let t0 = 0;
   let r0 = 0;
@@ -43,7 +43,7 @@ export async function drain(broker: Broker, queue: string, n: number, pid: numbe
 }
 
 /** waits until the queue has no ready messages (latency runs: the tail of the paced publish) */
-export async function waitEmpty(broker: Broker, queue: string, timeoutMs: number): Promise<void> {
+export async function waitEmpty(broker: BenchBroker, queue: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while ((await broker.count(queue)).ready > 0) {
     if (Date.now() > deadline) throw new Error(`queue ${queue} not drained within ${timeoutMs} ms`);

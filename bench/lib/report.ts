@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import amqplib from 'amqplib';
+import { connect } from '@nats-io/transport-node';
 import { ROOT, type Tuning } from './consumers.js';
 
 export interface Row {
@@ -61,6 +62,10 @@ function run(cmd: string, args: string[]): string {
 export async function environment(urls: string[]): Promise<Record<string, string>> {
   const brokers: string[] = [];
   for (const url of urls) {
+    if (url.startsWith('nats')) {
+      brokers.push(await natsVersion(url));
+      continue;
+    }
     try {
       const c = await amqplib.connect(url);
       const props = (c.connection as unknown as { serverProperties?: { version?: string } }).serverProperties;
@@ -79,8 +84,21 @@ export async function environment(urls: string[]): Promise<Record<string, string
     brokers: brokers.join(', '),
     amqplib: version('amqplib'),
     rhea: version('rhea'),
+    '@nats-io/jetstream': version('@nats-io/jetstream'),
     jobrunner: `${version('..')} @ ${run('git', ['rev-parse', '--short', 'HEAD'])}`,
   };
+}
+
+async function natsVersion(url: string): Promise<string> {
+  const port = new URL(url).port || '4222';
+  try {
+    const nc = await connect({ servers: url });
+    const v = nc.info?.version ?? '?';
+    await nc.close();
+    return `${port}: nats-server ${v}`;
+  } catch {
+    return `${port}: unreachable`;
+  }
 }
 
 const f0 = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');

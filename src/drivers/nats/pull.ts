@@ -1,9 +1,13 @@
-// A pull loop on a durable JetStream consumer that never holds more than `limit` unsettled messages:
-// it fetches only as many as there are free slots, and settles free them. Used by the pipelines and by the
-// delay mover. A fetch is never abandoned while its pull request is open: on nats-server 2.9, giving up
-// the inbox of an open request (and then settling) now and then made the server forget a delivery (the
-// acked message came back as a first delivery, the nak'ed one stayed away until ack_wait). So pause()
-// only stops new fetches, the open one runs to its end (at most `expiresMs`), and what it still brings is
+// A pull loop on a durable JetStream consumer that never holds more than `limit` unsettled messages.
+// Fetches overlap: a new pull request is sent as soon as enough slots are free, counting what the open
+// requests may still bring (`requested`), so that the next messages are on their way while the workers
+// finish the last ones; messages held plus messages asked for never exceed `limit`. Slots are asked for in
+// batches of at least a quarter of the limit; fewer only when nothing is asked for at all (after a short
+// wait that lets settlements arriving together make one request). Used by the pipelines and by the delay
+// mover. A fetch is never abandoned while its pull request is open: on nats-server 2.9, giving up the
+// inbox of an open request (and then settling) now and then made the server forget a delivery (the acked
+// message came back as a first delivery, the nak'ed one stayed away until ack_wait). So pause() only
+// stops new fetches, the open ones run to their end (at most `expiresMs`), and what they still bring is
 // handed on as usual (the pipeline parks it until it consumes again).
 
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
@@ -28,6 +32,14 @@ export interface PullLoopOptions {
 }
 
 export const DEFAULT_EXPIRES_MS = 2000;
+/** how long a lone small request waits for more free slots, ms */
+const COALESCE_MS = 2;
+
+interface OpenFetch {
+  /** messages this request may still bring */
+  left: number;
+  stop(err?: Error): void;
+}
 
 export class PullLoop {
   private inFlight = 0;
@@ -36,9 +48,15 @@ export class PullLoop {
   private done: Promise<void> | undefined;
   private wake: Deferred<void> | undefined;
   private controller: AbortController | undefined;
-  private current: { stop(err?: Error): void } | undefined;
+  /** the pull requests open now */
+  private readonly open = new Set<OpenFetch>();
+  /** the messages the open requests may still bring */
+  private requested = 0;
+  private readonly batchMin: number;
 
-  constructor(private readonly opts: PullLoopOptions) {}
+  constructor(private readonly opts: PullLoopOptions) {
+    this.batchMin = Math.max(1, Math.ceil(opts.limit / 4));
+  }
 
   get held(): number {
     return this.inFlight;
@@ -51,7 +69,7 @@ export class PullLoop {
     this.done = this.loop(this.controller.signal).catch((err: unknown) => this.opts.logger.error({ err: errorMessage(err) }, 'nats pull loop failed'));
   }
 
-  /** no new fetches; the open one runs to its end and its messages are still handed on */
+  /** no new fetches; the open ones run to their end and their messages are still handed on */
   pause(): void {
     this.paused = true;
   }
@@ -62,8 +80,8 @@ export class PullLoop {
   }
 
   /**
-   * Stops for good: waits for the open fetch to end by itself (at most its expiry), so its pull request
-   * is never left without a listener. Messages already handed out stay valid.
+   * Stops for good: waits for the open fetches to end by themselves (at most their expiry), so no pull
+   * request is left without a listener. Messages already handed out stay valid.
    */
   async stop(): Promise<void> {
     if (!this.running) return;
@@ -73,7 +91,7 @@ export class PullLoop {
     this.poke();
     const grace = setTimeout(() => {
       // the server never closed the request (a lost connection): give it up now
-      this.current?.stop();
+      for (const f of this.open) f.stop();
     },  (this.opts.expiresMs ?? DEFAULT_EXPIRES_MS) + 3000);
     try {
       await this.done;
@@ -128,37 +146,97 @@ export class PullLoop {
         continue;
       }
       // fetch while this connection lives
-      while (this.running && conn.liveConnection() === live) {
-        const free = this.opts.limit - this.inFlight;
+      const fetching = new Set<Promise<void>>();
+      let failed = false;
+      while (this.running && !failed && conn.liveConnection() === live) {
+        const free = this.opts.limit - this.inFlight - this.requested;
         if (free <= 0 || this.paused) {
           await this.waitWake(signal);
           continue;
         }
-        try {
-          const iter = await consumer.fetch({ max_messages: free, expires: this.opts.expiresMs ?? DEFAULT_EXPIRES_MS });
-          this.current = iter;
-          for await (const m of iter) {
-            this.inFlight += 1;
-            this.opts.onMessage(m, conn.currentGeneration());
+        if (free < this.batchMin) {
+          // a small request only when nothing is asked for, and after a moment for more free slots
+          if (this.requested > 0) {
+            await this.waitWake(signal);
+            continue;
           }
-          failures = 0;
-        } catch (err) {
-          if (!this.running) return;
-          failures += 1;
-          this.opts.logger.debug({ err: errorMessage(err) }, 'nats fetch failed');
-          await sleep(Math.min(100 * 2 ** Math.min(failures, 7), 5000), signal);
-          // the consumer may be gone (deleted, a server without its state): get it again
-          break;
-        } finally {
-          this.current = undefined;
+          await this.waitWake(signal, COALESCE_MS);
+          if (!this.running || this.paused || conn.liveConnection() !== live) continue;
         }
+        const batch = this.opts.limit - this.inFlight - this.requested;
+        if (batch <= 0) continue;
+        const f: OpenFetch = { left: batch, stop: () => undefined };
+        this.open.add(f);
+        this.requested += batch;
+        try {
+          const iter = await consumer.fetch({ max_messages: batch, expires: this.opts.expiresMs ?? DEFAULT_EXPIRES_MS });
+          f.stop = (err) => iter.stop(err);
+          const run = this.drainFetch(iter, f).then(
+            () => {
+              failures = 0;
+            },
+            (err: unknown) => {
+              if (!this.running) return;
+              failures += 1;
+              failed = true;
+              this.opts.logger.debug({ err: errorMessage(err) }, 'nats fetch failed');
+            },
+          );
+          fetching.add(run);
+          void run.finally(() => {
+            fetching.delete(run);
+            this.poke();
+          });
+        } catch (err) {
+          this.endFetch(f);
+          if (!this.running) break;
+          failures += 1;
+          failed = true;
+          this.opts.logger.debug({ err: errorMessage(err) }, 'nats fetch failed');
+        }
+      }
+      // the open requests run to their end (see the top of this file) before anything is asked again
+      await Promise.all(fetching);
+      if (failed && this.running) {
+        await sleep(Math.min(100 * 2 ** Math.min(failures, 7), 5000), signal);
+        // the consumer may be gone (deleted, a server without its state): get it again
       }
     }
   }
 
-  private waitWake(signal: AbortSignal): Promise<void> {
+  private async drainFetch(iter: AsyncIterable<JsMsg>, f: OpenFetch): Promise<void> {
+    const { conn } = this.opts;
+    try {
+      for await (const m of iter) {
+        if (f.left > 0) {
+          f.left -= 1;
+          this.requested -= 1;
+        }
+        this.inFlight += 1;
+        this.opts.onMessage(m, conn.currentGeneration());
+      }
+    } finally {
+      this.endFetch(f);
+    }
+  }
+
+  private endFetch(f: OpenFetch): void {
+    if (!this.open.delete(f)) return;
+    this.requested -= f.left;
+    f.left = 0;
+    this.poke();
+  }
+
+  /** until poke() (a free slot, a fetch ended, a new connection), the signal, or `ms` */
+  private waitWake(signal: AbortSignal, ms?: number): Promise<void> {
     if (signal.aborted) return Promise.resolve();
     this.wake ??= deferred<void>();
-    return this.wake.promise;
+    if (ms === undefined) return this.wake.promise;
+    const w = this.wake;
+    const timer = setTimeout(() => {
+      if (this.wake === w) this.wake = undefined;
+      w.resolve();
+    }, ms);
+    return w.promise.finally(() => clearTimeout(timer));
   }
 }
