@@ -68,12 +68,12 @@ test("RoadRunner's documented nats section validates unchanged, with RoadRunner'
   });
 });
 
-test("nats defaults are RoadRunner's", () => {
+test("nats defaults are RoadRunner's, but for prefetch (256, as on every AMQP driver)", () => {
   const o = optionsOf('nats: { addr: "nats://127.0.0.1:4222" }\njobs:\n  pipelines:\n    orders: { driver: nats, command: w }\n');
   assert.ok(o);
   assert.equal(o.subject, 'default');
   assert.equal(o.stream, 'default-stream');
-  assert.equal(o.prefetch, 10);
+  assert.equal(o.prefetch, 256);
   assert.equal(o.ackWaitMs, 30_000);
   assert.equal(o.consumer, 'jobrunner-orders');
   assert.equal(o.declare, true);
