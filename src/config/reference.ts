@@ -1,8 +1,12 @@
 // Renders the key reference of docs/configuration.md from the JSON Schema, so the doc cannot drift
 // from the schema (scripts/gen-config-docs.ts writes it; a test compares it with the committed file).
+// The drivers' pipeline options are found where the assembled schema puts each driver's fragment (an
+// if/then on `driver` in definitions.pipeline.allOf, in the registry's order), so a new driver's keys
+// appear without a change here.
 
 type Schema = {
   type?: string | string[];
+  title?: string;
   description?: string;
   default?: unknown;
   enum?: unknown[];
@@ -10,6 +14,12 @@ type Schema = {
   additionalProperties?: boolean | Schema;
   items?: Schema;
   anyOf?: Schema[];
+  oneOf?: Schema[];
+  allOf?: Schema[];
+  if?: Schema;
+  then?: Schema;
+  else?: Schema;
+  required?: string[];
   format?: string;
   $ref?: string;
   definitions?: Record<string, Schema>;
@@ -46,15 +56,51 @@ export function schemaKeys(root: Schema): KeyRow[] {
     }
   };
   walk(root, '');
-  // pipeline driver options, one group per form
-  const groups: [string, string][] = [
-    ['amqp091Flat', 'jobs.pipelines.<name>.config (amqp091, flat form)'],
-    ['amqp091Nested', 'jobs.pipelines.<name>.config (amqp091, nested form: version 2)'],
-    ['amqp1Pipeline', 'jobs.pipelines.<name>.config (amqp1)'],
-    ['memoryPipeline', 'jobs.pipelines.<name>.config (memory)'],
-  ];
-  for (const [def, prefix] of groups) walk(defs[def] ?? {}, prefix);
+  for (const g of driverConfigGroups(root)) walk(deref(g.schema), `jobs.pipelines.<name>.config (${g.label})`);
   return rows;
+}
+
+export interface ConfigGroup {
+  /** `nats`, `amqp091, flat form` */
+  label: string;
+  schema: Schema;
+}
+
+/**
+ * Each driver's pipeline `config:` schema as the assembled schema has it: one group per driver, or one
+ * per form where a driver has several (an if/then/else or anyOf/oneOf of forms, each named by its
+ * definition's `title`, else by its condition).
+ */
+export function driverConfigGroups(root: Schema): ConfigGroup[] {
+  const defs = root.definitions ?? {};
+  const groups: ConfigGroup[] = [];
+  for (const branch of defs['pipeline']?.allOf ?? []) {
+    const names = branch.if?.properties?.['driver']?.enum;
+    const config = branch.then?.properties?.['config'];
+    if (names === undefined || config === undefined) continue;
+    const driver = String(names[0]);
+    const forms = configForms(config, defs);
+    if (forms.length === 1) groups.push({ label: driver, schema: (forms[0] as { schema: Schema }).schema });
+    else for (const f of forms) groups.push({ label: `${driver}, ${f.name}`, schema: f.schema });
+  }
+  return groups;
+}
+
+function configForms(config: Schema, defs: Record<string, Schema>): { name: string; schema: Schema }[] {
+  const named = (s: Schema, otherwise: string): { name: string; schema: Schema } => {
+    const def = s.$ref === undefined ? s : (defs[s.$ref.replace('#/definitions/', '')] ?? s);
+    return { name: def.title ?? otherwise, schema: s };
+  };
+  if (config.if !== undefined && config.then !== undefined) {
+    const when = Object.entries(config.if.properties ?? {})
+      .map(([k, v]) => `${k}: ${[...new Set((v.enum ?? []).map(String))].join(' or ')}`)
+      .join(', ');
+    // the default form (else) first
+    return [...(config.else === undefined ? [] : [named(config.else, 'otherwise')]), named(config.then, `when ${when}`)];
+  }
+  const alternatives = config.anyOf ?? config.oneOf;
+  if (alternatives !== undefined) return alternatives.map((a, i) => named(a, `form ${i + 1}`));
+  return [named(config, '')];
 }
 
 function typeName(s: Schema): string {
