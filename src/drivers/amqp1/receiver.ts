@@ -1,7 +1,19 @@
 // The amqp1 receiving side of one pipeline: a receiver link on its own session with explicit credit
 // (prefetch = unsettled deliveries + credit; credit back per settlement batch), re-attached by itself
-// after a broker-side close while consuming is on, and stopped without a drain on RabbitMQ 3.x. Also
-// the passive check (an attach with no credit) that tells whether an address can be consumed.
+// after a broker-side close while consuming is on. Also the passive check (an attach with no credit)
+// that tells whether an address can be consumed.
+//
+// RabbitMQ 3.x's AMQP 1.0 plugin (rabbit_amqp1_0_outgoing_link:flow, credit API v1) turns each flow
+// frame into an absolute credit for the queue: delivery-count + link-credit minus the transfers the
+// session has written so far. Deliveries the queue already sent that are still on their way to the
+// session (in the channel's or the session's mailbox) are not in that count, so a flow sent while
+// credit is still out has the queue send them again on top: "Received transfer when credit was 0", and
+// more unsettled deliveries than prefetch (23 held for prefetch 10 in a clean run). RabbitMQ 4 hands
+// the receiver's delivery-count to the queue (credit API v2) and has no such race. So on RabbitMQ 3.x
+// the receiver writes a link flow only when the credit it gave is used up: every delivery the queue was
+// allowed has arrived, nothing is on its way, and the plugin's count is exact. The same rule stops the
+// flow: no flow lowering the credit (a drain ends the plugin's session; a credit of 0 races as above):
+// the credit left runs out, and what arrives meanwhile goes back at once (Amqp1Pipeline.onMessage).
 
 import type { Message, Receiver, Delivery as RheaDelivery, Session } from 'rhea';
 import type { Amqp1PipelineOptions } from './options.js';
@@ -12,7 +24,7 @@ import { deferred } from '../../shared/deferred.js';
 import { consumeAddress, type BrokerKind } from './broker.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { describeAmqpError } from './management.js';
-import { adoptDeliveryCount, adoptTransferWindow, linkCredit, prepareReceiverSession, remoteAttach, revokeCredit, wrapDeliveryCount, wrapTransferIds } from './rhea-gate.js';
+import { adoptDeliveryCount, adoptTransferWindow, linkCredit, prepareReceiverSession, remoteAttach, wrapDeliveryCount, wrapTransferIds } from './rhea-gate.js';
 import { SettlementQueue } from './settlements.js';
 
 /** One attached receiver link and what it handed out. */
@@ -25,6 +37,8 @@ export interface ReceiverState {
   open: boolean;
   /** dispositions waiting for their batch (settlements.ts) */
   settlements: SettlementQueue;
+  /** RabbitMQ 3.x: credit is given only once the credit given before is used up (see the top of this file) */
+  creditOnlyWhenSpent: boolean;
 }
 
 /** What the receiver needs of its pipeline. */
@@ -71,15 +85,18 @@ export class ReceiverLink {
     if (live !== undefined) await this.attach(live);
   }
 
-  /** stops the flow: the broker sends nothing more, the link stays so held deliveries can still be settled */
+  /**
+   * Stops the flow: no credit is given any more, and the link stays so held deliveries can still be
+   * settled. A drain takes back the credit left, except on RabbitMQ 3.x (see the top of this file),
+   * where it runs out: at most that many deliveries arrive and go back at once.
+   */
   stop(): void {
     if (this.reattachTimer !== undefined) clearTimeout(this.reattachTimer);
     this.reattachTimer = undefined;
     const rx = this.state;
-    if (rx !== undefined && rx.open) {
+    if (rx !== undefined && rx.open && !rx.creditOnlyWhenSpent) {
       try {
-        if (this.owner.kind(rx.live) === 'rabbitmq3') revokeCredit(rx.receiver);
-        else rx.receiver.drain_credit();
+        rx.receiver.drain_credit();
       } catch {
         // the link is going away
       }
@@ -120,6 +137,7 @@ export class ReceiverLink {
       receiver,
       unsettled: 0,
       open: false,
+      creditOnlyWhenSpent: kind === 'rabbitmq3',
       settlements: new SettlementQueue({
         isLive: () => this.isLive(state),
         staleError: (id) => staleError(this.owner.name, id),
@@ -168,6 +186,8 @@ export class ReceiverLink {
       if (ctx.message === undefined || ctx.delivery === undefined) return;
       state.unsettled += 1;
       this.owner.onMessage(state, kind, ctx.message, ctx.delivery);
+      // RabbitMQ 3.x: the last delivery of the credit given: credit again for what was settled meanwhile
+      if (state.creditOnlyWhenSpent && linkCredit(receiver) === 0 && this.owner.isConsuming()) this.topUpCredit(state, false);
     });
     return opened.promise;
   }
@@ -188,10 +208,12 @@ export class ReceiverLink {
   /**
    * Credit back up to prefetch (unsettled + credit never exceeds it). After settlements it waits until
    * a quarter of the window is free, as rhea's own credit window does: one flow frame per many
-   * settlements instead of one per tick, less work for the broker and for us.
+   * settlements instead of one per tick, less work for the broker and for us. On RabbitMQ 3.x only
+   * once the credit given is used up.
    */
   private topUpCredit(state: ReceiverState, eager = true): void {
     const credit = linkCredit(state.receiver);
+    if (state.creditOnlyWhenSpent && credit > 0) return;
     const prefetch = this.options.prefetch;
     const want = prefetch - state.unsettled - credit;
     if (want > 0 && (eager || want >= Math.max(1, prefetch >> 2))) state.receiver.add_credit(want);

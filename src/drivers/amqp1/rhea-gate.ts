@@ -47,9 +47,7 @@ interface Internal {
 
 /** Each rhea internal the driver touches (the test lists them: adding one means adding it here). */
 export const RHEA_INTERNALS: readonly Internal[] = [
-  { name: 'receiver.credit', use: 'credit top-up reads the link credit left', file: 'link.js', shows: ['this.credit = 0;'] },
-  { name: 'receiver.credit = 0 + issue_flow + connection._register()', use: 'revokeCredit: stop the flow without a drain (RabbitMQ 3.x ends the session on a drain)', file: 'link.js', shows: ['this.issue_flow = true;', 'this.connection._register();'] },
-  { name: 'connection._register', use: 'revokeCredit: have the flow frame written', file: 'connection.js', shows: ['Connection.prototype._register = function'] },
+  { name: 'receiver.credit', use: 'credit top-up reads the link credit left (on RabbitMQ 3.x it waits for 0)', file: 'link.js', shows: ['this.credit = 0;'] },
   { name: 'receiver.delivery_count', use: 'adoptDeliveryCount / wrapDeliveryCount: explicit credit needs the broker\'s count', file: 'link.js', shows: ['this.delivery_count = 0;', '++this.delivery_count;'] },
   { name: 'link.remote.attach', use: 'the peer\'s attach frame: initial-delivery-count, a refused source (passive check)', file: 'link.js', shows: ['this.remote.attach = frame.performative;'] },
   { name: 'session.incoming.{next_transfer_id, max_transfer_id, window}', use: 'adoptTransferWindow / wrapTransferIds: transfer ids past 2^32', file: 'session.js', shows: ['this.max_transfer_id = this.next_transfer_id + this.window;'] },
@@ -98,7 +96,7 @@ export function openRheaGate(): void {
 
 // ---- the accessors: the only code of the driver that reaches into rhea's objects ----
 
-type ReceiverInternals = { credit: number; issue_flow: boolean; delivery_count: number; connection: { _register(): void }; remote?: { attach?: Record<string, unknown> } };
+type ReceiverInternals = { credit: number; delivery_count: number; remote?: { attach?: Record<string, unknown> } };
 
 /** a new receiver session: rhea's deliveries as lean instances (rhea-patches.ts) once the gate is open */
 export function prepareReceiverSession(session: Session): void {
@@ -108,19 +106,6 @@ export function prepareReceiverSession(session: Session): void {
 /** the credit the receiver has left */
 export function linkCredit(receiver: Receiver): number {
   return (receiver as unknown as ReceiverInternals).credit;
-}
-
-/**
- * Sets the link credit to 0 (AMQP 1.0 2.6.7: the receiver may lower the credit it granted). Used instead
- * of a drain on RabbitMQ 3.x, whose AMQP 1.0 plugin ends the whole session when it answers a drain
- * (`function_clause` in rabbit_classic_queue send_drained, seen on 3.10): the settlements of the jobs
- * still held went down with it. rhea has no call for it, so its fields are set as its flow() does.
- */
-export function revokeCredit(receiver: Receiver): void {
-  const r = receiver as unknown as ReceiverInternals;
-  r.credit = 0;
-  r.issue_flow = true;
-  r.connection._register();
 }
 
 /** the peer's attach frame of a link, once it came */
