@@ -58,6 +58,9 @@ function program(): Command {
         config = withHttpAddress(config, address);
       }
       process.exitCode = await runServe(config);
+      // stopped (within destroy_timeout + the shutdown budget): a socket whose close was cut short, or a
+      // worker pipe, must not keep the process alive past it
+      oneShot = true;
     });
 
   cmd
@@ -199,9 +202,9 @@ function exitCodeOf(err: unknown): number {
 }
 
 /**
- * Set by a command that is done when its action returns (push): the process exits then, even if a broker
- * that blocks publishers never answered the connection's close (its socket would keep the process alive
- * past --timeout).
+ * Set by a command that is done when its action returns (push, and serve once stopped): the process exits
+ * then, even if a broker that blocks publishers never answered the connection's close (its socket would
+ * keep the process alive past --timeout, or past the shutdown budget).
  */
 let oneShot = false;
 

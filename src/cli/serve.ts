@@ -64,7 +64,14 @@ export async function runServe(config: Config): Promise<number> {
     throw err;
   }
   const code = await done.promise;
-  logger.flush();
+  // the caller exits the process next: the last lines out first (at most a second)
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    logger.flush(() => {
+      clearTimeout(timer);
+      setImmediate(resolve);
+    });
+  });
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   process.off('SIGHUP', onHangup);

@@ -10,6 +10,7 @@ import { Pipeline, type PipelineOptions } from '../pipelines/pipeline.js';
 import { createPool, Reaper } from '../pool/index.js';
 import { protocolNamed } from '../protocol/registry.js';
 import { deferred } from '../shared/deferred.js';
+import { SHUTDOWN_ESCALATION_MS, SHUTDOWN_PHASES } from '../shared/shutdown.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../shared/errors.js';
 import { startHttpServer, type Control, type HealthReport, type HttpServer, type PushRequest } from '../http/server.js';
 import { createConnection } from './connections.js';
@@ -428,29 +429,59 @@ export class Daemon implements Control, RpcControl {
     return this.stopped;
   }
 
+  /**
+   * SPEC §8, bounded: every step has a deadline and one that runs over is left behind (logged), so the
+   * daemon stops within the longest destroy_timeout + SHUTDOWN_ESCALATION_MS whatever workers and brokers
+   * do. Nothing held is lost by cutting a step short: an unsettled message stays with the broker, which
+   * hands it out again once the connection is gone (the CLI exits the process after stop()).
+   */
   private async doStop(): Promise<void> {
+    const t0 = performance.now();
     this.stopping = true;
     this.abort.abort();
     const { logger } = this;
-    logger.info('stopping: no new jobs; waiting for jobs in flight');
-    await this.started?.catch(() => undefined);
-    const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    const pipelines = [...this.pipelines.values()];
+    const longest = Math.max(0, ...pipelines.map((p) => p.config.pool.destroyTimeoutMs));
+    const { stopGraceMs, termGraceMs, killWaitMs, closeMs } = SHUTDOWN_PHASES;
+    const hardDeadline = t0 + longest + SHUTDOWN_ESCALATION_MS;
+    logger.info({ destroy_timeout_ms: longest, within_ms: longest + SHUTDOWN_ESCALATION_MS }, 'stopping: no new jobs; waiting for jobs in flight');
+    const step = async (what: string, fn: () => Promise<unknown>, deadline: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await fn();
+        const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), Math.max(0, Math.min(deadline, hardDeadline) - performance.now()))));
+        if ((await Promise.race([fn(), late])) === 'late') logger.warn({ step: what, waited_ms: Math.round(performance.now() - t0) }, 'shutdown step did not finish in time: going on without it');
       } catch (err) {
         logger.warn({ step: what, err: errorMessage(err) }, 'shutdown step failed');
+      } finally {
+        clearTimeout(timer);
       }
     };
     // each step in its own try: one failure does not skip the rest
-    await step('pipelines', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.stop(p.config.pool.destroyTimeoutMs, this.hurryUp.promise)))));
+    await step('start', async () => this.started?.catch(() => undefined), t0 + longest);
+    // the jobs (destroy_timeout), then the workers: stop, SIGTERM, SIGKILL (Pipeline.stop keeps within it)
+    const workersGone = t0 + longest + stopGraceMs + termGraceMs + killWaitMs;
+    await step(
+      'pipelines',
+      () => Promise.all(pipelines.map((p) => step(p.name, () => p.stop(p.config.pool.destroyTimeoutMs, this.hurryUp.promise), workersGone))),
+      workersGone,
+    );
     // every worker has exited: the reaper has nothing left to kill
-    await step('reaper', async () => this.reaper?.stop());
-    await step('links', () => Promise.all([...this.pipelines.values()].map((p) => step(p.name, () => p.broker.close()))));
-    await step('connections', () => Promise.all([...this.connections.values()].map((c) => step(c.driver, () => c.stop()))));
-    await step('rpc', async () => this.rpc?.close());
-    await step('http', async () => this.http?.close());
-    await step('tracing', async () => this.options.tracing?.shutdown());
-    logger.info('stopped');
+    await step('reaper', async () => this.reaper?.stop(), hardDeadline);
+    const closed = Math.min(hardDeadline, performance.now() + closeMs);
+    const brokers = async (): Promise<void> => {
+      // a link close is quick unless the broker blocks the connection: then the connection's close (which
+      // closes the socket when the broker does not answer) must still get its share of closeMs
+      const linksBy = Math.min(closed, performance.now() + closeMs / 3);
+      await step('links', () => Promise.all(pipelines.map((p) => step(p.name, () => p.broker.close(), linksBy))), linksBy);
+      await step('connections', () => Promise.all([...this.connections.values()].map((c) => step(c.driver, () => c.stop(), closed))), closed);
+    };
+    await Promise.all([
+      brokers(),
+      step('rpc', async () => this.rpc?.close(), closed),
+      step('http', async () => this.http?.close(), closed),
+      step('tracing', async () => this.options.tracing?.shutdown(), closed),
+    ]);
+    logger.info({ took_ms: Math.round(performance.now() - t0) }, 'stopped');
   }
 }
 

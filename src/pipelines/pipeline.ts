@@ -8,10 +8,11 @@ import type { FollowUp, JobOutcome, WorkerJob, WorkerPool } from '../pool/types.
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, PipelineMetrics } from '../observability/metrics.js';
 import { JobrunnerError, errorMessage } from '../shared/errors.js';
-import { deferred, type Deferred } from '../shared/deferred.js';
+import { deferred, settlesWithin, type Deferred } from '../shared/deferred.js';
 import { settle, type PublishTo, type SettleContext } from './settle.js';
 import { followUpJob } from './outgoing.js';
 import { checkCapabilities } from './capability-checks.js';
+import { SHUTDOWN_PHASES } from '../shared/shutdown.js';
 
 export type { PublishTo } from './settle.js';
 
@@ -298,19 +299,24 @@ export class Pipeline {
   }
 
   /**
-   * Shutdown (SPEC §8): stop intake, wait for held jobs up to timeoutMs (or until hurry() is
-   * called), give what is left back to the broker unacked, then stop the workers.
+   * Shutdown (SPEC §8): stop intake, wait for held jobs up to timeoutMs (or until hurry() is called),
+   * give what is left back to the broker unacked, then stop the workers. Bounded: it resolves at most
+   * timeoutMs + the shutdown budget's stop, SIGTERM and SIGKILL phases after the call, whatever the
+   * workers and the broker do. Workers that are idle before timeoutMs runs out get `stop` then and have
+   * the rest of it to exit; a settlement the broker does not finish by then is left to the connection's
+   * close (the message stays with the broker, which hands it out again).
    */
   async stop(timeoutMs: number, hurry: Promise<void>): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    let hurried = false;
+    void hurry.then(() => (hurried = true));
     this.stopping = true;
     clearTimeout(this.pauseTimer);
     this.pauseTimer = undefined;
     await this.pauseRelease;
-    try {
-      await this.pause();
-    } catch (err) {
-      this.opts.logger.warn({ pipeline: this.name, err: errorMessage(err) }, 'cancel failed during shutdown');
-    }
+    // a broker that blocks the connection (a resource alarm) may never answer the cancel: not past the deadline
+    const paused = this.pause().catch((err: unknown) => this.opts.logger.warn({ pipeline: this.name, err: errorMessage(err) }, 'cancel failed during shutdown'));
+    if (!(await settlesWithin(paused, deadline - performance.now()))) this.opts.logger.warn({ pipeline: this.name }, 'the broker did not answer the cancel in time: going on with the shutdown');
     // jobs no worker holds (queued for a slot, e.g. while the workers crash-loop, or waiting behind a job
     // with the same id) have nothing to wait for: they go back to the broker now, not after the timeout
     const queued = this.pool?.releaseQueued() ?? 0;
@@ -323,11 +329,13 @@ export class Pipeline {
       this.opts.logger.info({ pipeline: this.name, active: this.held.size, timeout_ms: timeoutMs }, 'waiting for jobs in flight');
       this.idle = deferred();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.idle.promise, hurry, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      await Promise.race([this.idle.promise, hurry, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))))]);
       clearTimeout(timer);
     }
-    await this.releaseHeld();
-    if (this.pool) await this.pool.stop(this.opts.config.pool.destroyTimeoutMs);
+    // what is left of destroy_timeout (a second signal cuts it), at least the budget's stop phase
+    const graceMs = Math.max(SHUTDOWN_PHASES.stopGraceMs, hurried ? 0 : deadline - performance.now());
+    // released jobs are marked at once (a worker's later answer is ignored); the workers get `stop` meanwhile
+    await Promise.all([this.releaseHeld(graceMs), this.pool?.stop(graceMs)]);
   }
 
   /** gives one running job back to the broker unacked */
@@ -343,17 +351,28 @@ export class Pipeline {
       .finally(() => this.done(held));
   }
 
-  /** returns every job still running to the broker; waits for those already settling */
-  private async releaseHeld(): Promise<void> {
-    const pending: Promise<void>[] = [];
+  /**
+   * Returns every job still running to the broker; waits for those already settling, at most waitMs
+   * (a settlement can wait on a publish the broker never confirms: shutdown must not wait with it).
+   */
+  private async releaseHeld(waitMs = Infinity): Promise<void> {
+    const releases: Promise<void>[] = [];
+    const settling: Promise<void>[] = [];
     for (const held of this.held.values()) {
       if (held.state === 'running') {
-        pending.push(this.release(held));
+        releases.push(this.release(held));
       } else {
-        pending.push((held.settled ??= deferred()).promise);
+        settling.push((held.settled ??= deferred()).promise);
       }
     }
-    if (pending.length > 0) this.opts.logger.info({ pipeline: this.name, jobs: pending.length }, 'returning unfinished jobs to the broker');
-    await Promise.all(pending);
+    const n = releases.length + settling.length;
+    if (n > 0) this.opts.logger.info({ pipeline: this.name, jobs: n }, 'returning unfinished jobs to the broker');
+    const finished = await settlesWithin(Promise.all([...releases, ...settling]), waitMs);
+    if (!finished) {
+      this.opts.logger.warn(
+        { pipeline: this.name, jobs: this.held.size, ids: [...this.held.keys()].slice(0, 10).map((d) => d.id), waited_ms: Math.round(waitMs) },
+        'shutdown: results still being settled with the broker; not waiting longer (what is not settled when the connection closes stays with the broker, which hands it out again)',
+      );
+    }
   }
 }

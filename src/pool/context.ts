@@ -5,6 +5,7 @@ import type { PoolConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Chunk, WorkerProtocol } from '../protocol/codec.js';
 import type { JobOutcome, PoolTimings } from './types.js';
+import { SHUTDOWN_PHASES } from '../shared/shutdown.js';
 import type { WorkerProcess } from './worker.js';
 
 export const DEFAULT_TIMINGS: PoolTimings = {
@@ -13,7 +14,8 @@ export const DEFAULT_TIMINGS: PoolTimings = {
   healthyAfterMs: 10_000,
   probationMs: 500,
   memoryPollMs: 1000,
-  killGraceMs: 2000,
+  killGraceMs: SHUTDOWN_PHASES.termGraceMs,
+  killWaitMs: SHUTDOWN_PHASES.killWaitMs,
   silentJobWarnMs: 60_000,
 };
 

@@ -193,7 +193,7 @@ class Pool extends EventEmitter implements WorkerPool {
         if (!(await this.allClosed(ctx.timings.killGraceMs))) {
           ctx.log.warn({ workers: ctx.workers.size }, 'workers did not exit after SIGTERM; sending SIGKILL');
           for (const w of ctx.workers) w.signal('SIGKILL');
-          if (!(await this.allClosed(ctx.timings.killGraceMs))) ctx.log.error({ workers: ctx.workers.size }, 'workers still running after SIGKILL');
+          if (!(await this.allClosed(ctx.timings.killWaitMs))) ctx.log.error({ workers: ctx.workers.size }, 'workers still running after SIGKILL');
         }
       }
     } finally {

@@ -98,9 +98,10 @@ export interface WorkerPool {
   /** jobs waiting for a slot (no worker holds them) resolve as `released` now; returns how many */
   releaseQueued(): number;
   /**
-   * Sends `stop` to every worker, waits up to timeoutMs for them to exit, then SIGTERM, then SIGKILL.
-   * Jobs still queued resolve as `released`; jobs on workers resolve as `failed` (E_WORKER_CRASH) if
-   * their worker goes before answering. Idempotent.
+   * Sends `stop` to every worker, waits up to timeoutMs for them to exit (or the protocol's stopTimeoutMs,
+   * when shorter), then SIGTERM, killGraceMs later SIGKILL, and waits killWaitMs more: bounded whatever
+   * the workers do. Jobs still queued resolve as `released`; jobs on workers resolve as `failed`
+   * (E_WORKER_CRASH) if their worker goes before answering. Idempotent.
    */
   stop(timeoutMs: number): Promise<void>;
   on<E extends keyof PoolEvents>(event: E, listener: PoolEvents[E]): unknown;
@@ -140,8 +141,10 @@ export interface PoolTimings {
   probationMs: number;
   /** RSS poll period for max_worker_memory (default 1000) */
   memoryPollMs: number;
-  /** stop(): wait between SIGTERM and SIGKILL (default 2000) */
+  /** stop(): wait between SIGTERM and SIGKILL (default 2000, the shutdown budget's termGraceMs) */
   killGraceMs: number;
+  /** stop(): wait after SIGKILL for the exit to be seen (default 1000, the shutdown budget's killWaitMs) */
+  killWaitMs: number;
   /**
    * a job held this long with no frame at all from its worker since it was sent logs one warning per
    * worker (default 60000): the commonest beginner mistake is a worker that does not flush stdout

@@ -39,3 +39,21 @@ export function untilAborted(promise: Promise<void>, signal: AbortSignal | undef
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
+
+/**
+ * true once `promise` settles (resolved or rejected) within `ms`, false after `ms` (it keeps running
+ * unobserved: its rejection is handled here); for waits that shutdown must bound. No timer is left.
+ */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  if (ms === Infinity) return settled;
+  try {
+    return await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

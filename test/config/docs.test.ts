@@ -1,5 +1,6 @@
 // Docs that cannot drift: the key reference in docs/configuration.md is the schema's rendering and names
-// every property path; docs/errors.md lists exactly the codes of ERROR_CODES.
+// every property path; docs/errors.md lists exactly the codes of ERROR_CODES; the shutdown budget of
+// docs/kubernetes.md (and the grace periods of the examples) is src/shared/shutdown.ts's.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { configSchema } from '../../src/config/index.js';
 import { driverConfigGroups, schemaKeys, withReference } from '../../src/config/reference.js';
 import { DRIVERS } from '../../src/drivers/registry.js';
 import { ERROR_CODES } from '../../src/shared/errors.js';
+import { SHUTDOWN_ESCALATION_MS, SHUTDOWN_PHASES } from '../../src/shared/shutdown.js';
 
 test('docs/configuration.md carries the current key reference (run scripts/gen-config-docs.ts)', () => {
   const doc = readFileSync('docs/configuration.md', 'utf8');
@@ -59,4 +61,34 @@ test('docs/errors.md lists exactly the codes of ERROR_CODES', () => {
   const doc = readFileSync('docs/errors.md', 'utf8');
   const documented = [...doc.matchAll(/^\| `(E_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
   assert.deepEqual([...documented].sort(), Object.keys(ERROR_CODES).sort());
+});
+
+test('the shutdown budget in docs/kubernetes.md is the code\'s, and the grace periods of the examples cover it', () => {
+  const doc = readFileSync('docs/kubernetes.md', 'utf8');
+  const escalationS = SHUTDOWN_ESCALATION_MS / 1000;
+  assert.match(doc, new RegExp(`longest \`destroy_timeout\`\\s+of its pipelines plus \\*\\*${escalationS} s\\*\\*`), 'the promise names the code\'s escalation');
+  assert.match(doc, new RegExp(`\\*\\*\`destroy_timeout\` \\+ ${escalationS} s \\+ the time your application`), 'the grace-period formula names it');
+  // the budget table: each phase as src/shared/shutdown.ts has it, and the rest up to the escalation
+  const row = (phase: string): number => {
+    const m = new RegExp(`^\\| ${phase} \\| (\\d+) s \\|`, 'm').exec(doc);
+    assert.ok(m, `docs/kubernetes.md's budget table has no "${phase}" row`);
+    return Number(m[1]) * 1000;
+  };
+  assert.equal(row('`stop`'), SHUTDOWN_PHASES.stopGraceMs);
+  assert.equal(row('SIGTERM'), SHUTDOWN_PHASES.termGraceMs);
+  assert.equal(row('SIGKILL'), SHUTDOWN_PHASES.killWaitMs);
+  assert.equal(row('close'), SHUTDOWN_PHASES.closeMs);
+  const phases = SHUTDOWN_PHASES.stopGraceMs + SHUTDOWN_PHASES.termGraceMs + SHUTDOWN_PHASES.killWaitMs + SHUTDOWN_PHASES.closeMs;
+  assert.equal(row('the rest'), SHUTDOWN_ESCALATION_MS - phases, 'the rows add up to the escalation');
+  // the Deployment's grace period covers destroy_timeout + the escalation, with a margin
+  const destroyS = Number(/destroy_timeout: (\d+)s/.exec(doc)?.[1]);
+  const graceS = Number(/terminationGracePeriodSeconds: (\d+)/.exec(doc)?.[1]);
+  assert.ok(graceS > destroyS + escalationS, `terminationGracePeriodSeconds ${graceS} must exceed destroy_timeout ${destroyS} + ${escalationS}`);
+  // docker: `docker stop -t 75` for the default 60 s; the compose file's grace period against its config
+  const docker = readFileSync('docs/docker.md', 'utf8');
+  const stopT = Number(/docker stop -t (\d+)` or\s+`stop_grace_period: \1s` in compose for the default 60 s/.exec(docker)?.[1]);
+  assert.ok(stopT > 60 + escalationS, `docker.md's docker stop -t ${stopT} must exceed 60 + ${escalationS}`);
+  const composeGrace = Number(/stop_grace_period: (\d+)s/.exec(readFileSync('docker-compose.yml', 'utf8'))?.[1]);
+  const composeDestroy = Number(/destroy_timeout: (\d+)s/.exec(readFileSync('config/compose.yaml', 'utf8'))?.[1]);
+  assert.ok(composeGrace > composeDestroy + escalationS, `docker-compose.yml's stop_grace_period ${composeGrace}s must exceed config/compose.yaml's destroy_timeout ${composeDestroy}s + ${escalationS}s`);
 });

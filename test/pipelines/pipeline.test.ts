@@ -245,3 +245,26 @@ test('stop with hurry skips the wait but still releases every held job', async (
   assert.deepEqual(log.sort(), ['a:reject(true, shutdown)', 'b:reject(true, shutdown)']);
   assert.equal(pool.stopped, true);
 });
+
+test('stop is bounded when a settlement waits on a publish the broker never confirms: the job is not acked', { timeout: 30_000 }, async () => {
+  const broker = fakeBroker();
+  const pool = fakePool();
+  const pipeline = new Pipeline({
+    config: config(300),
+    broker,
+    createPool: () => pool,
+    // a broker that takes the publish and never confirms it (a resource alarm, a lost disposition)
+    publishTo: () => new Promise<void>(() => undefined),
+    logger: silent,
+    metrics: new Metrics({ defaults: false }),
+  });
+  await pipeline.resume();
+  const log: string[] = [];
+  broker.deliver(delivery(log, 'parent'));
+  pool.running[0]?.callbacks.onPublish({ pipeline: 'audit', job: 'Sent', body: Buffer.from('{}'), contentType: 'application/json', headers: {}, delayMs: 0 });
+  pool.running[0]?.answer({ kind: 'ack' });
+  // the settlement waits on the follow-up's confirm for ever; stop goes on after destroy_timeout + the stop phase
+  await pipeline.stop(300, new Promise(() => undefined));
+  assert.equal(pool.stopped, true, 'the workers were stopped all the same');
+  assert.deepEqual(log, [], 'not acked: the message stays with the broker');
+});

@@ -11,7 +11,7 @@ import type { PipelineConfig } from '../../config/types.js';
 import type { Amqp091ConnectionConfig, Amqp091PipelineOptions } from './options.js';
 import type { Logger } from '../../observability/logger.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
-import { sleep } from '../../shared/deferred.js';
+import { settlesWithin, sleep } from '../../shared/deferred.js';
 import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js';
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import { Amqp091Pipeline } from './pipeline.js';
@@ -22,6 +22,14 @@ import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
 const DEFAULT_HEARTBEAT_S = 10;
 /** How long a publish waits for a connection that is being re-established. */
 const PUBLISH_WAIT_MS = 5_000;
+/** How long stop() waits for the broker's close-ok before it closes the socket (within the shutdown budget's closeMs). */
+const CLOSE_WAIT_MS = 2_000;
+
+/** amqplib's socket under a ChannelModel (ChannelModel.connection.stream), if it is there */
+function socketOf(model: ChannelModel): { destroy(): void } | undefined {
+  const stream = (model as unknown as { connection?: { stream?: { destroy?: unknown } } }).connection?.stream;
+  return typeof stream?.destroy === 'function' ? (stream as { destroy(): void }) : undefined;
+}
 
 export interface Amqp091ConnectionOptions {
   config: Amqp091ConnectionConfig;
@@ -121,10 +129,12 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
       for (const p of this.pipelines) p.sessionLost(s);
       s.closed = true;
       s.failPending('the connection is stopping');
-      try {
-        await s.model.close();
-      } catch (err) {
-        this.logger.debug(`amqp091 connection close: ${errorMessage(err)}`);
+      const closing = s.model.close().catch((err: unknown) => this.logger.debug(`amqp091 connection close: ${errorMessage(err)}`));
+      // a broker that blocks the connection (a resource alarm) reads nothing more from it, so it never
+      // answers the close: the socket goes then, and with it what this connection held back to the queue
+      if (!(await settlesWithin(closing, CLOSE_WAIT_MS))) {
+        this.logger.warn({ code: 'E_BROKER_CLOSED' }, `amqp091: the broker did not answer the connection close within ${CLOSE_WAIT_MS} ms; closing the socket`);
+        socketOf(s.model)?.destroy();
       }
     }
     this.setStatus({ connected: false });
