@@ -1,10 +1,13 @@
-// TLS for the broker connections (amqps://), shared by the AMQP drivers: a failed handshake said in one
-// line that names the cause (Node's and OpenSSL's codes are not self-explanatory, and a refused client
-// certificate otherwise surfaces as a bare read error), the SNI name, and the insecure_skip_verify warning.
+// TLS for the broker connections (amqps://, NATS over TLS), shared by the AMQP and nats drivers: a failed
+// handshake said in one line that names the cause (Node's and OpenSSL's codes are not self-explanatory,
+// and a refused client certificate otherwise surfaces as a bare read error), the SNI name, the
+// insecure_skip_verify warning, and the `tls` files read into Node's TLS options.
 
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import type { TlsConfig } from '../config/types.js';
 import type { Logger } from '../observability/logger.js';
-import { errorMessage } from '../shared/errors.js';
+import { JobrunnerError, errorMessage } from '../shared/errors.js';
 
 const NOT_TRUSTED = "the broker's certificate is not signed by a CA in tls.root_ca";
 
@@ -28,13 +31,23 @@ const REASONS: Record<string, (host: string) => string> = {
   ERR_SSL_PACKET_LENGTH_TOO_LONG: () => 'the port does not speak TLS (amqps:// to a plain AMQP port?)',
 };
 
-/** "TLS: <cause> (<code>)" when err is a TLS failure, else undefined. */
-export function tlsFailure(err: unknown, host: string): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return undefined;
-  const reason = REASONS[code];
-  if (reason !== undefined) return `TLS: ${reason(host)} (${code})`;
-  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /CERT/.test(code)) return `TLS: ${errorMessage(err).split('\n')[0]} (${code})`;
+/** the alerts a server answers a missing client certificate with: under TLS 1.3 certificate_required, under 1.2 (nats-server) bad_certificate or handshake_failure */
+const NO_CLIENT_CERT = new Set(['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE']);
+
+/**
+ * "TLS: <cause> (<code>)" when err (or an error in its `cause` chain: clients wrap the socket's) is a
+ * TLS failure, else undefined. `clientCert: false` says no client certificate was configured: a refusal
+ * is then named as the missing certificate.
+ */
+export function tlsFailure(err: unknown, host: string, o: { clientCert?: boolean } = {}): string | undefined {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string') continue;
+    if (o.clientCert === false && NO_CLIENT_CERT.has(code)) return `TLS: the broker requires a client certificate (set tls.cert and tls.key) (${code})`;
+    const reason = REASONS[code];
+    if (reason !== undefined) return `TLS: ${reason(host)} (${code})`;
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /CERT/.test(code)) return `TLS: ${errorMessage(e).split('\n')[0]} (${code})`;
+  }
   return undefined;
 }
 
@@ -43,8 +56,27 @@ export function tlsServername(host: string): string | undefined {
   return host === '' || isIP(host) !== 0 ? undefined : host;
 }
 
-/** One warning at start when certificates are not verified on an amqps:// connection. */
-export function warnInsecure(logger: Logger, section: string, tls: { insecureSkipVerify: boolean } | undefined, urls: readonly string[]): void {
-  if (!tls?.insecureSkipVerify || !urls.some((u) => u.startsWith('amqps:'))) return;
+/**
+ * One warning at start when certificates are not verified on a TLS connection: one of `urls` is
+ * amqps://, or `usesTls` says so (a NATS client takes TLS whenever the server asks for it).
+ */
+export function warnInsecure(logger: Logger, section: string, tls: { insecureSkipVerify: boolean } | undefined, urls: readonly string[], usesTls = (url: string) => url.startsWith('amqps:')): void {
+  if (!tls?.insecureSkipVerify || !urls.some(usesTls)) return;
   logger.warn(`${section}.tls.insecure_skip_verify is true: the broker's certificate is not verified, anyone on the path can read and change the traffic (for tests only)`);
+}
+
+/** Node's TLS options from a `tls` section: the files read (a missing one is E_BROKER_CONNECT naming the key), rejectUnauthorized. */
+export async function tlsClientOptions(tls: TlsConfig | undefined, section: string): Promise<{ ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }> {
+  const out: { ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } = { rejectUnauthorized: !(tls?.insecureSkipVerify ?? false) };
+  const read = async (key: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new JobrunnerError('E_BROKER_CONNECT', `cannot read ${section}.tls.${key} (${path}): ${(err as { code?: string }).code ?? errorMessage(err)}`, { cause: err });
+    }
+  };
+  if (tls?.rootCa !== undefined) out.ca = [await read('root_ca', tls.rootCa)];
+  if (tls?.cert !== undefined) out.cert = await read('cert', tls.cert);
+  if (tls?.key !== undefined) out.key = await read('key', tls.key);
+  return out;
 }

@@ -98,3 +98,12 @@ test('a nats pipeline needs the global nats section, as in RoadRunner', () => {
   const r = checkConfigText('c.yaml', 'jobs:\n  pipelines:\n    o: { driver: nats, command: w }\n', {});
   assert.deepEqual(r.problems.map(formatProblem), ['c.yaml:3:18 jobs.pipelines.o.driver: driver nats needs the top-level `nats` section (nats: { addr: nats://127.0.0.1:4222 })']);
 });
+
+test('nats.tls takes the tls keys of the AMQP sections: empty strings are unset, an unknown key is an error with the path', () => {
+  const ok = checkConfigText('c.yaml', 'nats:\n  addr: tls://n:4222\n  tls: { root_ca: /ca.pem, cert: "", key: "", insecure_skip_verify: false, client_auth_type: no_client_cert }\njobs:\n  pipelines:\n    o: { driver: nats, command: w }\n', {});
+  assert.deepEqual(ok.problems, []);
+  assert.deepEqual(ok.config?.connections['nats'], { urls: ['tls://n:4222'], tls: { rootCa: '/ca.pem', insecureSkipVerify: false, clientAuthType: 'no_client_cert' } });
+  const bad = checkConfigText('c.yaml', 'nats:\n  tls: { ca: /ca.pem }\njobs:\n  pipelines:\n    o: { driver: nats, command: w }\n', {});
+  assert.equal(bad.problems.length, 1);
+  assert.match(formatProblem(bad.problems[0]!), /nats\.tls\.ca: unknown key `ca`/);
+});

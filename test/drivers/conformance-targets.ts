@@ -11,7 +11,7 @@ import { createAmqp1Connection } from '../../src/drivers/amqp1/connection.js';
 import { createNatsConnection } from '../../src/drivers/nats/connection.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { RabbitSetup, amqp1Pipeline, withSetup, type Amqp1PipelineConfig } from '../helpers/amqp1-rabbit.js';
-import { NatsAdmin, natsPipeline } from '../helpers/nats.js';
+import { NatsAdmin, natsPipeline, type NatsClientTls } from '../helpers/nats.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { amqpPipeline, RawBroker, TEST_DELAYS_MS } from './amqp091-helpers.js';
 import { queueOf, type ConformanceFactory, type ConformanceTarget } from './conformance.js';
@@ -114,14 +114,14 @@ export function amqp1Target(o: TargetOptions): ConformanceFactory {
 
 /**
  * nats: a stream per pipeline; ack_wait 2 s so a message whose delivery went stale on a cut comes back
- * within the suite's limits.
+ * within the suite's limits. `adminTls`: how the side client reaches a server that requires TLS.
  */
-export function natsTarget(o: Omit<TargetOptions, 'tls'>): ConformanceFactory {
+export function natsTarget(o: TargetOptions & { adminTls?: NatsClientTls }): ConformanceFactory {
   return async ({ proxied }) => {
     const proxy = proxied ? await proxyFor(o.url, 4222) : undefined;
-    const admin = new NatsAdmin(o.adminUrl ?? o.url);
+    const admin = new NatsAdmin(o.adminUrl ?? o.url, o.adminTls);
     const conn = createNatsConnection({
-      config: { urls: [proxy ? proxy.url(o.url) : o.url] },
+      config: { urls: [proxy ? proxy.url(o.url) : o.url], ...(o.tls ? { tls: o.tls } : {}) },
       logger: silentLogger(),
       backoff: BACKOFF,
       reconnectWaitMs: 200,

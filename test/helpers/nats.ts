@@ -1,15 +1,16 @@
 // Helpers for the nats driver tests: pipeline configs with unique streams, a JetStream "admin" that
 // publishes, counts and deletes behind the driver's back, and private nats-server processes (own port,
-// own data folder) for the tests that stop or kill a server; the shared server on :4222 is never touched.
-// A private server may be a newer nats-server (2.12+, message scheduling) that
-// scripts/fetch-nats-server.sh keeps in a cache outside the repository.
+// own data folder, optionally TLS) for the tests that stop or kill a server or need TLS; the shared
+// server on :4222 is never touched. A private server may be a newer nats-server (2.12+, message
+// scheduling) that scripts/fetch-nats-server.sh keeps in a cache outside the repository.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { randomUUID } from 'node:crypto';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { PipelineConfig } from '../../src/config/types.js';
 import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
@@ -81,15 +82,58 @@ export function natsPipeline(name: string, over: Partial<NatsPipelineOptions> & 
   };
 }
 
+/** PEM files for a test client of a TLS server */
+export interface NatsClientTls {
+  caFile: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
 /** A plain JetStream client for setup and checks; tracks streams to delete. */
 export class NatsAdmin {
   private nc: NatsConnection | undefined;
   private streams = new Set<string>();
-  constructor(private readonly url: string) {}
+  constructor(
+    private readonly url: string,
+    private readonly tls?: NatsClientTls,
+  ) {}
 
   async conn(): Promise<{ nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager }> {
-    this.nc ??= await connect({ servers: this.url, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    this.nc ??= await connect({ servers: this.url, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 200, ...(this.tls ? { tls: { ...this.tls } } : {}) });
     return { nc: this.nc, js: jetstream(this.nc), jsm: await jetstreamManager(this.nc) };
+  }
+
+  /**
+   * Publishes RoadRunner envelopes with these JSON payloads to `subject` (each with its own Nats-Msg-Id;
+   * a publish JetStream does not answer, e.g. right after a restart, is sent again); returns the ids.
+   */
+  async publishJobs(subject: string, payloads: unknown[]): Promise<string[]> {
+    const { js } = await this.conn();
+    const ids: string[] = [];
+    for (const p of payloads) {
+      const id = randomUUID();
+      const h = natsHeaders();
+      h.set('content-type', 'application/json');
+      const envelope = { job: 'Test', id, payload: Buffer.from(JSON.stringify(p)).toString('base64'), options: { priority: 10, pipeline: 'test', delay: 0, auto_ack: false } };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await js.publish(subject, JSON.stringify(envelope), { msgID: id, headers: h, timeout: 5000 });
+          break;
+        } catch (err) {
+          if (attempt >= 10) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  /** messages of the consumer not delivered yet plus delivered and not acked */
+  async unsettled(stream: string, consumer: string): Promise<number> {
+    const { jsm } = await this.conn();
+    const i = await jsm.consumers.info(stream, consumer);
+    return i.num_pending + i.num_ack_pending;
   }
 
   /** deletes the stream (and its delay stream) at cleanup */
@@ -123,18 +167,29 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A private nats-server with JetStream: stop/start keep its data folder; kill() is SIGKILL. */
+/** a TLS listener for a private nats-server: PEM files (test/helpers/tls-certs.ts) */
+export interface NatsServerTls {
+  cert: string;
+  key: string;
+  /** the CA that verifies client certificates */
+  ca: string;
+  /** --tlsverify: only clients with a certificate signed by `ca` */
+  verify?: boolean;
+}
+
+/** A private nats-server with JetStream: stop/start keep its data folder and port; kill() is SIGKILL. */
 export class PrivateNats {
   readonly dir = mkdtempSync(join(tmpdir(), 'jobrunner-nats-'));
   private proc: ChildProcess | undefined;
   private constructor(
     readonly port: number,
     private readonly bin: string,
+    private readonly tls: NatsServerTls | undefined,
   ) {}
 
-  /** on a free port, with the distribution's nats-server or `bin` */
-  static async start(bin: string = NATS_SERVER): Promise<PrivateNats> {
-    const s = new PrivateNats(await freePort(), bin);
+  /** on a free port, with the distribution's nats-server or `bin`; tls: the server requires TLS (--tls), and with verify a client certificate */
+  static async start(bin: string = NATS_SERVER, tls?: NatsServerTls): Promise<PrivateNats> {
+    const s = new PrivateNats(await freePort(), bin, tls);
     await s.start();
     return s;
   }
@@ -145,7 +200,9 @@ export class PrivateNats {
 
   async start(): Promise<void> {
     if (this.proc !== undefined) return;
-    const proc = spawn(this.bin, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, '-n', `jobrunner-test-${this.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const t = this.tls;
+    const tlsArgs = t === undefined ? [] : ['--tls', '--tlscert', t.cert, '--tlskey', t.key, '--tlscacert', t.ca, ...(t.verify ? ['--tlsverify'] : [])];
+    const proc = spawn(this.bin, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir, '-n', `jobrunner-test-${this.port}`, ...tlsArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     let log = '';
     await new Promise<void>((resolve, reject) => {

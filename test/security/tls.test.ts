@@ -16,20 +16,11 @@ import { httpJson, startDaemon, waitFor, type TestDaemon } from '../helpers/daem
 import { Admin, daemonYaml, describeTally, tally, within } from '../helpers/faults.js';
 import { RabbitNode, privateNodesSkip, type RabbitVersion } from '../helpers/rabbit-node.js';
 import { makeCerts, type Certs } from '../helpers/tls-certs.js';
-import { parse as parseYaml } from 'yaml';
-import { join } from 'node:path';
-import { ROOT } from '../helpers/daemon.js';
+import { docTlsExamples, expectTlsFailure, localTls, type TlsKeys } from '../helpers/tls-checks.js';
 
 const skip = privateNodesSkip(3, 4);
 const T = { timeout: 90_000 };
 type Driver = 'amqp091' | 'amqp1';
-
-interface TlsKeys {
-  root_ca?: string;
-  cert?: string;
-  key?: string;
-  insecure_skip_verify?: boolean;
-}
 
 function tlsFlow(t: TlsKeys): string {
   return `tls: ${JSON.stringify(t)}`;
@@ -42,6 +33,16 @@ interface Ctx {
   acked(): Promise<string[]>;
   /** a new admin connection (after a node restart) */
   reopen(): Promise<void>;
+}
+
+/** the one failure, on a daemon of `driver` connecting to `addr` with `tls` */
+function expectFailure(driver: Driver, addr: string, tls: TlsKeys, cause: RegExp): Promise<void> {
+  const yaml = daemonYaml({
+    target: { driver, url: addr },
+    connection: tlsFlow(tls),
+    pipelines: [{ name: 'work', queue: Admin.prefix('tls-fail'), config: 'redial_timeout: 2s' }],
+  });
+  return expectTlsFailure(yaml, cause);
 }
 
 /** A daemon on `addr` (amqps) consuming q and pushing follow-ups to q-echo, both queues on `plain` (amqp://). */
@@ -106,52 +107,6 @@ async function jobsOverTls(c: Ctx, n: number): Promise<string[]> {
   return ids;
 }
 
-/** the one failure: logged once at error level naming the cause, in /pipelines and /health, 503 after redial_timeout, retried */
-async function expectFailure(driver: Driver, addr: string, tls: TlsKeys, cause: RegExp, plainUrl: string | undefined): Promise<void> {
-  const yaml = daemonYaml({
-    target: { driver, url: addr },
-    connection: tlsFlow(tls),
-    pipelines: [{ name: 'work', queue: Admin.prefix('tls-fail'), config: 'redial_timeout: 2s' }],
-  });
-  void plainUrl;
-  const d = await startDaemon(yaml, { level: 'debug' });
-  try {
-    const errors = (): Array<{ msg: string }> => d.logs.filter((l) => l['code'] === 'E_BROKER_CONNECT');
-    await waitFor('the failure logged', () => errors().length >= 1, 30_000);
-    const first = d.logs.filter((l) => l.level === 'error' && l['code'] === 'E_BROKER_CONNECT');
-    assert.equal(first.length, 1, 'one error line');
-    assert.match(first[0]!.msg, cause, 'the error line names the cause');
-    assert.doesNotMatch(first[0]!.msg, /ECONNRESET|guest:guest/);
-    const pipes = await httpJson('GET', `${d.url}/pipelines`);
-    const work = (pipes.body as Array<{ pipeline: string; error: string | null }>).find((p) => p.pipeline === 'work');
-    assert.match(String(work?.error), cause, '/pipelines names the cause');
-    // 503 once redial_timeout (2 s) has passed, with the reason in the body
-    const health = await waitFor('/health 503', async () => {
-      const h = await httpJson('GET', `${d.url}/health`);
-      return h.status === 503 ? h : undefined;
-    }, 20_000, 200);
-    assert.match(JSON.stringify(health.body), cause, '/health names the cause');
-    // still retrying (the later attempts log at debug)
-    await waitFor('retried', () => errors().length >= 3, 30_000);
-  } finally {
-    await within(d.stop(), 30_000, 'daemon stop');
-  }
-}
-
-/** The YAML block after each `<!-- tls-example -->` marker of a doc page, parsed. */
-function docExamples(file: string): Array<Record<string, { addr: string; tls: Record<string, unknown> }>> {
-  const text = readFileSync(join(ROOT, file), 'utf8');
-  const out: Array<Record<string, { addr: string; tls: Record<string, unknown> }>> = [];
-  for (const part of text.split('<!-- tls-example -->').slice(1)) {
-    const m = /```yaml\n([\s\S]*?)\n\s*```/.exec(part);
-    assert.ok(m, `${file}: a yaml block after the tls-example marker`);
-    const lines = m[1]!.split('\n');
-    const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => /^ */.exec(l)![0].length));
-    out.push(parseYaml(lines.map((l) => l.slice(indent)).join('\n')) as Record<string, { addr: string; tls: Record<string, unknown> }>);
-  }
-  return out;
-}
-
 let certs: Certs;
 before(() => {
   certs = makeCerts();
@@ -205,16 +160,17 @@ for (const version of [3, 4] as RabbitVersion[]) {
         });
       });
 
-      test(`${driver}: the TLS examples of docs/configuration.md and docs/drivers/${driver}.md, as written`, T, async () => {
+      test(`${driver}: the TLS examples of docs/configuration.md and docs/drivers/${driver}${driver === 'amqp1' ? `.md and amqp1-rabbitmq${version}` : ''}.md, as written`, T, async () => {
         const section = driver === 'amqp091' ? 'amqp' : 'amqp1';
         let ran = 0;
-        for (const file of ['docs/configuration.md', `docs/drivers/${driver}.md`]) {
-          const examples = docExamples(file).filter((e) => e[section] !== undefined);
+        const pages = driver === 'amqp1' ? [`docs/drivers/${driver}.md`, `docs/drivers/amqp1-rabbitmq${version}.md`] : [`docs/drivers/${driver}.md`];
+        for (const file of ['docs/configuration.md', ...pages]) {
+          const examples = docTlsExamples(file).filter((e) => e[section] !== undefined);
           assert.ok(examples.length >= 1, `${file} has a TLS example for ${section}`);
           for (const e of examples) {
             const conf = e[section]!;
             const addr = conf.addr.replace('localhost:5671', `localhost:${mtlsNode.tlsPort}`);
-            const tls = Object.fromEntries(Object.entries(conf.tls).map(([k, v]) => [k, typeof v === 'string' ? v.replace('/etc/jobrunner/tls/', `${certs.dir}/`) : v])) as TlsKeys;
+            const tls = localTls(conf.tls, certs.dir);
             await withTlsDaemon(driver, mtlsNode.url, addr, tls, async (c) => {
               await waitFor(`${file}'s example connects`, () => c.d.daemon.readiness().ok, 30_000);
               await jobsOverTls(c, 3);
@@ -222,15 +178,15 @@ for (const version of [3, 4] as RabbitVersion[]) {
             ran++;
           }
         }
-        assert.ok(ran >= 2);
+        assert.ok(ran >= 1 + pages.length);
       });
 
       test(`${driver}: the wrong CA is named, in /pipelines and /health, and retried`, T, async () => {
-        await expectFailure(driver, tlsNode.tlsUrl(), { root_ca: certs.otherCa }, /TLS: the broker's certificate is not signed by a CA in tls\.root_ca/, tlsNode.url);
+        await expectFailure(driver, tlsNode.tlsUrl(), { root_ca: certs.otherCa }, /TLS: the broker's certificate is not signed by a CA in tls\.root_ca/);
       });
 
       test(`${driver}: a missing client certificate is named, in /pipelines and /health, and retried`, T, async () => {
-        await expectFailure(driver, mtlsNode.tlsUrl(), { root_ca: certs.ca }, /TLS: the broker requires a client certificate/, mtlsNode.url);
+        await expectFailure(driver, mtlsNode.tlsUrl(), { root_ca: certs.ca }, /TLS: the broker requires a client certificate/);
       });
     }
   });
@@ -256,10 +212,10 @@ describe('TLS certificates the client must refuse (a Node.js TLS listener)', () 
   });
   for (const driver of ['amqp091', 'amqp1'] as const) {
     test(`${driver}: an expired certificate is named`, T, async () => {
-      await expectFailure(driver, `amqps://guest:guest@localhost:${port(expired)}`, { root_ca: certs.ca }, /TLS: the broker's certificate has expired/, undefined);
+      await expectFailure(driver, `amqps://guest:guest@localhost:${port(expired)}`, { root_ca: certs.ca }, /TLS: the broker's certificate has expired/);
     });
     test(`${driver}: a certificate for another host is named`, T, async () => {
-      await expectFailure(driver, `amqps://guest:guest@localhost:${port(wrongHost)}`, { root_ca: certs.ca }, /TLS: the broker's certificate is not for localhost/, undefined);
+      await expectFailure(driver, `amqps://guest:guest@localhost:${port(wrongHost)}`, { root_ca: certs.ca }, /TLS: the broker's certificate is not for localhost/);
     });
   }
 });

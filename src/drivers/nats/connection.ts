@@ -5,7 +5,8 @@
 // redelivers the messages after ack_wait), as on every driver.
 
 import { EventEmitter } from 'node:events';
-import { connect, type NatsConnection as NatsClient } from '@nats-io/transport-node';
+import { connect, type NatsConnection as NatsClient, type TlsOptions } from '@nats-io/transport-node';
+import type { ConnectionOptions as NodeTlsOptions } from 'node:tls';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { PipelineConfig } from '../../config/types.js';
 import type { NatsConnectionConfig, NatsPipelineOptions } from './options.js';
@@ -17,6 +18,8 @@ import { deferred, sleep, type Deferred, untilAborted } from '../../shared/defer
 import { NatsPipeline } from './pipeline.js';
 import { DelayMovers } from './delay.js';
 import type { LiveNats, NatsLink } from './live.js';
+import { tlsClientOptions, tlsFailure, warnInsecure } from '../tls.js';
+import { probeTls } from './tls-probe.js';
 
 export interface NatsConnectionOptions {
   config: NatsConnectionConfig;
@@ -147,12 +150,17 @@ export class NatsConnection extends EventEmitter implements DriverConnection, Na
   private async run(first: Deferred<void>): Promise<void> {
     const signal = this.stopController.signal;
     const urls = this.options.config.urls;
+    // the client takes TLS whenever the server asks for it, whatever the URL says
+    warnInsecure(this.logger, 'nats', this.options.config.tls, urls, () => true);
     let failures = 0;
     while (!signal.aborted) {
       let nc: NatsClient;
+      let tls: TlsOptions | undefined;
       try {
+        tls = await natsTls(this.options.config);
         nc = await connect({
           servers: urls,
+          ...(tls === undefined ? {} : { tls }),
           name: 'jobrunner',
           reconnect: true,
           maxReconnectAttempts: -1,
@@ -165,7 +173,7 @@ export class NatsConnection extends EventEmitter implements DriverConnection, Na
         });
       } catch (err) {
         failures += 1;
-        const msg = `nats cannot connect to ${urls.map(redactUrl).join(', ')}: ${errorMessage(err)}`;
+        const msg = `nats cannot connect to ${urls.map(redactUrl).join(', ')}: ${await connectReason(err, this.options.config, tls)}`;
         this.statusValue = { ...this.statusValue, error: msg, url: redactUrl(urls[0] ?? '') };
         if (failures === 1) this.logger.error({ code: 'E_BROKER_CONNECT' }, msg);
         else this.logger.debug({ code: 'E_BROKER_CONNECT', failures }, msg);
@@ -258,5 +266,46 @@ export class NatsConnection extends EventEmitter implements DriverConnection, Na
       this.movers.onDisconnected();
     }
     if (was !== (live !== undefined)) this.emit('status', this.status());
+  }
+}
+
+/**
+ * The client's TLS options: the `tls` files and rejectUnauthorized (the node transport hands this object
+ * on to tls.connect), or {} for a tls:// URL without settings: either one makes TLS required (a server
+ * without it is refused); none: the client still takes TLS when the server requires it.
+ */
+async function natsTls(config: NatsConnectionConfig): Promise<TlsOptions | undefined> {
+  if (config.tls === undefined) return config.urls.some((u) => /^tls:\/\//i.test(u)) ? {} : undefined;
+  const o = await tlsClientOptions(config.tls, 'nats');
+  const tls: TlsOptions & Pick<NodeTlsOptions, 'rejectUnauthorized'> = { rejectUnauthorized: o.rejectUnauthorized };
+  if (o.ca !== undefined) tls.ca = o.ca.map((b) => b.toString('utf8')).join('\n');
+  if (o.cert !== undefined) tls.cert = o.cert.toString('utf8');
+  if (o.key !== undefined) tls.key = o.key.toString('utf8');
+  return tls;
+}
+
+/**
+ * A TLS failure named, a server without TLS named, else the client's message. A connect over TLS that
+ * timed out is probed (./tls-probe.ts, on the first URL): a refused client certificate ends the
+ * handshake only after the client's side of it, and the client reports just "timeout".
+ */
+async function connectReason(err: unknown, config: NatsConnectionConfig, tls: TlsOptions | undefined): Promise<string> {
+  const { host, port } = hostPort(config.urls[0] ?? '');
+  let cause = err;
+  if (tls !== undefined && (err as { name?: unknown } | null)?.name === 'TimeoutError') cause = (await probeTls(host, port, tls as NodeTlsOptions)) ?? err;
+  const named = tlsFailure(cause, host, { clientCert: config.tls?.cert !== undefined });
+  if (named !== undefined) return named;
+  const msg = errorMessage(err);
+  if (/does not support 'tls'/.test(msg)) return 'TLS: the server does not offer TLS (a tls:// URL or nats.tls settings for a server without TLS?)';
+  return msg;
+}
+
+/** the host and port of a nats URL, also of a bare host[:port] */
+function hostPort(url: string): { host: string; port: number } {
+  try {
+    const u = new URL(/^[a-z]+:\/\//i.test(url) ? url : `nats://${url}`);
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 4222) };
+  } catch {
+    return { host: '', port: 4222 };
   }
 }

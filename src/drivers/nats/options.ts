@@ -3,13 +3,14 @@
 // plus consumer, declare and redial_timeout. Defaults come from the schema fragment (./schema.json, filled
 // in by ajv): read here without a second copy.
 
-import type { PipelineOptionsBase } from '../../config/types.js';
-import { boolOf, msOf, numOf, obj, str, strOf, urls, type Obj } from '../../config/values.js';
+import type { PipelineOptionsBase, TlsConfig } from '../../config/types.js';
+import { boolOf, msOf, numOf, obj, str, strOf, tls, urls, type Obj } from '../../config/values.js';
 import type { NormalizedOptions } from '../driver.js';
 
 export interface NatsConnectionConfig {
   /** one or more nats:// URLs (one cluster); may carry user:password: never log them unredacted */
   urls: string[];
+  tls?: TlsConfig;
 }
 
 /** nats pipeline options: RoadRunner's nats driver keys with its defaults, plus consumer and declare. */
@@ -34,7 +35,8 @@ export interface NatsPipelineOptions extends PipelineOptionsBase {
 }
 
 export function natsSection(full: Obj): NatsConnectionConfig {
-  return { urls: urls(full.addr) };
+  const t = tls(full.tls);
+  return { urls: urls(full.addr), ...(t ? { tls: t } : {}) };
 }
 
 /** a consumer name may not hold `.`, `*`, `>`, whitespace or path separators */
