@@ -2,7 +2,8 @@
 // retried by us with backoff (so start() can report the first failure and keep trying); once connected,
 // the client's own reconnect logic takes over (every URL of `addr`, forever). Each disconnect starts a
 // new generation: deliveries of an older generation are stale (their results are dropped and JetStream
-// redelivers the messages after ack_wait), as on every driver.
+// redelivers the messages after ack_wait), as on every driver. TLS: the `tls` keys as on the AMQP
+// connections (src/drivers/tls.ts); a failed first connect names its TLS cause.
 
 import { EventEmitter } from 'node:events';
 import { connect, type NatsConnection as NatsClient, type TlsOptions } from '@nats-io/transport-node';
