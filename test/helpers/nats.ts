@@ -105,10 +105,10 @@ export class NatsAdmin {
 
   /**
    * Publishes RoadRunner envelopes with these JSON payloads to `subject` (each with its own Nats-Msg-Id;
-   * a publish JetStream does not answer, e.g. right after a restart, is sent again); returns the ids.
+   * a publish JetStream does not answer, e.g. right after a restart, is sent again, so one that did land
+   * is not stored twice); returns the ids.
    */
   async publishJobs(subject: string, payloads: unknown[]): Promise<string[]> {
-    const { js } = await this.conn();
     const ids: string[] = [];
     for (const p of payloads) {
       const id = randomUUID();
@@ -117,6 +117,7 @@ export class NatsAdmin {
       const envelope = { job: 'Test', id, payload: Buffer.from(JSON.stringify(p)).toString('base64'), options: { priority: 10, pipeline: 'test', delay: 0, auto_ack: false } };
       for (let attempt = 1; ; attempt++) {
         try {
+          const { js } = await this.conn();
           await js.publish(subject, JSON.stringify(envelope), { msgID: id, headers: h, timeout: 5000 });
           break;
         } catch (err) {
