@@ -113,13 +113,15 @@ export function amqp1Target(o: TargetOptions): ConformanceFactory {
 }
 
 /**
- * nats: a stream per pipeline; ack_wait 2 s so a message whose delivery went stale on a cut comes back
- * within the suite's limits. `adminTls`: how the side client reaches a server that requires TLS.
+ * nats: a stream per pipeline; ack_wait 2 s so a message whose delivery went stale on a cut, or whose ack
+ * was lost with it, comes back within the suite's limits. countUnacked reads the consumer's num_ack_pending
+ * from the side. `adminTls`: how the side client reaches a server that requires TLS.
  */
 export function natsTarget(o: TargetOptions & { adminTls?: NatsClientTls }): ConformanceFactory {
   return async ({ proxied }) => {
     const proxy = proxied ? await proxyFor(o.url, 4222) : undefined;
     const admin = new NatsAdmin(o.adminUrl ?? o.url, o.adminTls);
+    const consumers = new Map<string, { stream: string; consumer: string }>();
     const conn = createNatsConnection({
       config: { urls: [proxy ? proxy.url(o.url) : o.url], ...(o.tls ? { tls: o.tls } : {}) },
       logger: silentLogger(),
@@ -132,7 +134,15 @@ export function natsTarget(o: TargetOptions & { adminTls?: NatsClientTls }): Con
       pipeline(opts) {
         const cfg = natsPipeline(opts.name, { prefetch: opts.prefetch ?? 10, ackWaitMs: 2000 });
         admin.track(cfg.options.stream);
+        consumers.set(cfg.name, { stream: cfg.options.stream, consumer: cfg.options.consumer });
         return cfg;
+      },
+      // a message whose ack was lost stays "ack pending" on the server until ack_wait, then comes back
+      async countUnacked(pipe) {
+        const c = consumers.get(pipe.name);
+        if (c === undefined) throw new Error(`no pipeline ${pipe.name} from this target`);
+        const { jsm } = await admin.conn();
+        return (await jsm.consumers.info(c.stream, c.consumer)).num_ack_pending;
       },
       async cleanup() {
         await admin.cleanup();

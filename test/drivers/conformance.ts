@@ -38,6 +38,14 @@ export interface ConformanceTarget {
    */
   countReady?(pipe: BrokerPipeline): Promise<number>;
   /**
+   * For a broker that keeps a message it handed out as unacknowledged until a timeout, rather than taking
+   * it back when the connection closes (JetStream: the consumer's num_ack_pending, until ack_wait): how
+   * many it holds so. An ack written just before a cut is lost with the connection and the message comes
+   * back only after that timeout, so the cut case waits for this to reach 0. Absent: the broker takes
+   * such messages back at once (AMQP requeues them when the connection closes), the ready count shows them.
+   */
+  countUnacked?(pipe: BrokerPipeline): Promise<number>;
+  /**
    * Deliveries are not tied to a connection (SQS: a receipt handle stays good until its visibility
    * timeout): after a cut, held deliveries still settle instead of failing with E_STALE_DELIVERY.
    */
@@ -254,9 +262,10 @@ export function runConformance(label: string, make: ConformanceFactory, options:
 
     // ---- fault cases ----
 
-    test('connection cut: old deliveries are stale, consuming resumes, nothing lost', { timeout: T }, async (tc) => {
+    test('connection cut: old deliveries are stale, consuming resumes, nothing lost', { timeout: 3 * T }, async (tc) => {
       await withTarget(make, true, async (t, p) => {
-        const pipe = await open(t, p('cut', { prefetch: 5 }));
+        const PREFETCH = 5;
+        const pipe = await open(t, p('cut', { prefetch: PREFETCH }));
         if (pipe.capabilities().inProcess) return void tc.skip('in-process driver: no connection to cut (capabilities.inProcess)');
         const proxy = t.proxy;
         assert.ok(proxy, 'the target must give a proxy when asked for one');
@@ -269,8 +278,12 @@ export function runConformance(label: string, make: ConformanceFactory, options:
           for (let i = 0; i < N; i++) ids.add(await publish(pipe, {}));
           const held: Delivery[] = [];
           const acked = new Set<string>();
+          // deliveries of an id whose ack had resolved: an ack written just before the cut is lost with the
+          // connection, and the broker hands that message out again (docs/failures.md: at most the prefetch)
+          let duplicates = 0;
           let cutDone = false;
           await pipe.consume((d) => {
+            if (acked.has(d.id)) duplicates++;
             if (!cutDone && held.length < 3) {
               held.push(d);
               return;
@@ -283,14 +296,20 @@ export function runConformance(label: string, make: ConformanceFactory, options:
           await waitFor('three held deliveries', () => held.length === 3);
           cutDone = true;
           proxy.cut();
+          const counts = (): void => {
+            const lost = [...ids].filter((id) => !acked.has(id));
+            tc.diagnostic(`published ${N} / acked ${acked.size} / lost ${lost.length} / duplicates ${duplicates} (bound: ${PREFETCH}, the prefetch)`);
+            assert.deepEqual([...acked].sort(), [...ids].sort());
+            assert.ok(duplicates <= PREFETCH, `${duplicates} duplicates for ${PREFETCH} in flight at the cut`);
+          };
           if (t.connectionless === true) {
             // nothing to go stale: the held ones settle after the cut, and nothing is lost or doubled
             for (const d of held) await d.ack().then(() => acked.add(d.id));
             await waitFor(`all ${N} acked after the cut`, () => acked.size === N);
-            assert.deepEqual([...acked].sort(), [...ids].sort());
+            await waitFor('the broker holding nothing of the pipeline', () => brokerHoldsNothing(t, pipe), T, 100);
             await pipe.cancel();
-            const ready = await pipe.readyCount();
-            if (ready !== undefined) assert.equal(ready, 0);
+            counts();
+            await assertReady(t, pipe, 0);
             return;
           }
           await waitFor('a disconnected status', () => statuses.some((s) => !s.connected));
@@ -299,10 +318,15 @@ export function runConformance(label: string, make: ConformanceFactory, options:
           }
           await assert.rejects(held[0]!.reject(true), (err: unknown) => err instanceof JobrunnerError && err.code === 'E_STALE_DELIVERY');
           await waitFor('reconnected', () => t.conn.status().connected);
-          await waitFor(`all ${N} acked after the cut`, () => acked.size === N);
-          assert.deepEqual([...acked].sort(), [...ids].sort());
+          await waitFor(`all ${N} acked after the cut`, () => acked.size === N, T);
+          // Every id acked once is not the end: an ack lost with the cut brings its message back (at once on
+          // AMQP, after ack_wait on JetStream), maybe after the last id was acked. Still consuming, wait
+          // until the broker holds nothing of the pipeline, neither ready nor handed out and unacked: then
+          // every copy has come and been acked, and cancelling cannot leave one in flight.
+          await waitFor('the broker holding nothing of the pipeline', () => brokerHoldsNothing(t, pipe), T, 100);
           assert.ok(t.conn.status().reconnects >= 1);
           await pipe.cancel();
+          counts();
           await assertReady(t, pipe, 0);
         } finally {
           t.conn.off('status', onStatus);
@@ -313,6 +337,17 @@ export function runConformance(label: string, make: ConformanceFactory, options:
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
+
+/**
+ * True when the broker holds nothing of the pipeline: its ready count (as assertReady reads it, where it
+ * can be read) is 0, and so is its count of messages handed out and unacked where the target can read
+ * one (countUnacked).
+ */
+async function brokerHoldsNothing(t: ConformanceTarget, pipe: BrokerPipeline): Promise<boolean> {
+  const ready = pipe.capabilities().readyCount ? await pipe.readyCount() : await t.countReady?.(pipe);
+  if (ready !== undefined && ready !== 0) return false;
+  return t.countUnacked === undefined || (await t.countUnacked(pipe)) === 0;
+}
 
 /**
  * Where the pipeline's capabilities say it can count its ready messages, the count must be `n` (the
