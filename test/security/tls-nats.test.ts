@@ -3,8 +3,8 @@
 // openssl (test/helpers/tls-certs.ts). Jobs published from the side and a push through the daemon's HTTP
 // API run over TLS, with tls.root_ca, with a client certificate, with insecure_skip_verify (and its
 // warning); a reconnect over TLS after the server restarts; the TLS examples of docs/configuration.md and
-// docs/drivers/nats.md as written. Each failure (wrong CA, missing client certificate, tls:// to a server
-// without TLS) gives one error line naming the cause, the same reason in /pipelines and /health (503 once
+// docs/drivers/nats.md as written. Each failure (wrong CA, missing client certificate, a tls file that
+// cannot be read, tls:// to a server without TLS) gives one error line naming the cause, the same reason in /pipelines and /health (503 once
 // redial_timeout has passed), and the daemon keeps retrying. Every test counts ids.
 
 import { after, before, describe, test } from 'node:test';
@@ -170,6 +170,10 @@ describe('nats over TLS against private nats-servers', { skip: missing, concurre
 
   test('a missing client certificate is named, in /pipelines and /health, and retried', T, async () => {
     await expectTlsFailure(natsYaml(mtlsServer.url, { root_ca: certs.ca }, names(), join(dir, 'unused')), /TLS: the broker requires a client certificate \(set tls\.cert and tls\.key\)/);
+  });
+
+  test('a tls file that cannot be read is named (the key and the path), in /pipelines and /health, and retried', T, async () => {
+    await expectTlsFailure(natsYaml(tlsServer.url, { root_ca: join(dir, 'missing-ca.pem') }, names(), join(dir, 'unused')), /cannot read nats\.tls\.root_ca \(.*missing-ca\.pem\): ENOENT/);
   });
 
   test('tls:// to a server without TLS is named, in /pipelines and /health, and retried', T, async () => {

@@ -5,7 +5,6 @@
 // amqplib's recovery wrapper is not used: it would hide which channel a delivery belongs to.
 
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import amqp, { type ChannelModel } from 'amqplib';
 import type { PipelineConfig } from '../../config/types.js';
 import type { Amqp091ConnectionConfig, Amqp091PipelineOptions } from './options.js';
@@ -16,7 +15,7 @@ import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js'
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import { Amqp091Pipeline } from './pipeline.js';
 import { Session, type SessionHost } from './session.js';
-import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
+import { tlsClientOptions, tlsFailure, tlsServername, warnInsecure } from '../tls.js';
 
 /** RoadRunner's (amqp091-go's) default heartbeat, used when the URL sets none. */
 const DEFAULT_HEARTBEAT_S = 10;
@@ -53,7 +52,7 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
   private readonly pipelines = new Set<Amqp091Pipeline>();
   private connectedWaiters = new Set<() => void>();
   private st: ConnectionStatus = { connected: false, since: Date.now(), reconnects: 0 };
-  private tlsOptions: Record<string, unknown> | undefined;
+  private tlsOptions: Awaited<ReturnType<typeof tlsClientOptions>> | undefined;
 
   constructor(options: Amqp091ConnectionOptions) {
     super();
@@ -237,18 +236,7 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
   private async socketOptions(url: string): Promise<Record<string, unknown>> {
     const base: Record<string, unknown> = { timeout: 10_000, clientProperties: { connection_name: 'jobrunner' } };
     if (!url.startsWith('amqps:')) return base;
-    if (this.tlsOptions === undefined) {
-      const tls = this.config.tls;
-      const o: Record<string, unknown> = { rejectUnauthorized: !(tls?.insecureSkipVerify ?? false) };
-      try {
-        if (tls?.cert !== undefined) o['cert'] = await readFile(tls.cert);
-        if (tls?.key !== undefined) o['key'] = await readFile(tls.key);
-        if (tls?.rootCa !== undefined) o['ca'] = [await readFile(tls.rootCa)];
-      } catch (err) {
-        throw new JobrunnerError('E_BROKER_CONNECT', `cannot read a TLS file: ${errorMessage(err)}`, { cause: err });
-      }
-      this.tlsOptions = o;
-    }
+    this.tlsOptions ??= await tlsClientOptions(this.config.tls, 'amqp');
     const servername = tlsServername(hostOf(url));
     return { ...base, ...this.tlsOptions, ...(servername ? { servername } : {}) };
   }
