@@ -218,7 +218,9 @@ describe('TLS certificates the client must refuse (a Node.js TLS listener)', () 
       await expectFailure(driver, `amqps://guest:guest@localhost:${port(wrongHost)}`, { root_ca: certs.ca }, /TLS: the broker's certificate is not for localhost/);
     });
   }
-  test('amqp091: a tls file that cannot be read is named (the key and the path), and retried', T, async () => {
-    await expectFailure('amqp091', `amqps://guest:guest@localhost:${port(expired)}`, { root_ca: `${certs.dir}/missing-ca.pem` }, /cannot read amqp\.tls\.root_ca \(.*missing-ca\.pem\): ENOENT/);
-  });
+  for (const [driver, section] of [['amqp091', 'amqp'], ['amqp1', 'amqp1']] as const) {
+    test(`${driver}: a tls file that cannot be read is named (the key and the path), and retried`, T, async () => {
+      await expectFailure(driver, `amqps://guest:guest@localhost:${port(expired)}`, { root_ca: `${certs.dir}/missing-ca.pem` }, new RegExp(`cannot read ${section}\\.tls\\.root_ca \\(.*missing-ca\\.pem\\): ENOENT`));
+    });
+  }
 });

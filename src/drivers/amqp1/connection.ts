@@ -5,7 +5,6 @@
 // nothing of an old connection is settled on a new one (each connection has its own generation).
 
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import rhea from 'rhea';
 import type { Connection, ConnectionOptions, Container } from 'rhea';
 import type { PipelineConfig } from '../../config/types.js';
@@ -19,7 +18,10 @@ import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { Amqp1Pipeline } from './pipeline.js';
-import { tlsFailure, tlsServername, warnInsecure } from '../tls.js';
+import { tlsClientOptions, tlsFailure, tlsServername, warnInsecure } from '../tls.js';
+
+/** the tls section's files as Node's TLS options take them */
+type TlsFiles = { ca?: Buffer[]; cert?: Buffer; key?: Buffer };
 import { CREDIT_OVERRUN, connectionLeftovers, openRheaGate, remoteOpenProperties } from './rhea-gate.js';
 
 export interface Amqp1ConnectionOptions {
@@ -52,7 +54,8 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
   private stopping: Promise<void> | undefined;
   private readonly stopController = new AbortController();
   private waiters: Deferred<LiveConnection>[] = [];
-  private tlsFiles: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  /** the tls section's files, read at the first amqps:// connect (an unreadable one fails that attempt, which is retried) */
+  private tlsFiles: TlsFiles | undefined;
 
   constructor(private readonly options: Amqp1ConnectionOptions) {
     super();
@@ -140,20 +143,6 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
   private async run(first: Deferred<void>): Promise<void> {
     const signal = this.stopController.signal;
     warnInsecure(this.logger, 'amqp1', this.options.config.tls, this.options.config.urls);
-    try {
-      const tls = this.options.config.tls;
-      if (tls !== undefined) {
-        if (tls.rootCa !== undefined) this.tlsFiles.ca = await readFile(tls.rootCa);
-        if (tls.cert !== undefined) this.tlsFiles.cert = await readFile(tls.cert);
-        if (tls.key !== undefined) this.tlsFiles.key = await readFile(tls.key);
-      }
-    } catch (err) {
-      const e = new JobrunnerError('E_BROKER_CONNECT', `amqp1 TLS files cannot be read: ${errorMessage(err)}`, { cause: err });
-      this.statusValue = { ...this.statusValue, error: e.message };
-      this.logger.error({ code: e.code }, e.message);
-      first.reject(e);
-      return;
-    }
     let failures = 0;
     let everConnected = false;
     while (!signal.aborted) {
@@ -243,7 +232,8 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
     this.emit('status', this.status());
   }
 
-  private connectOnce(url: string): Promise<Connection> {
+  private async connectOnce(url: string): Promise<Connection> {
+    if (url.startsWith('amqps:')) this.tlsFiles ??= await tlsClientOptions(this.options.config.tls, 'amqp1');
     const opts = connectionOptions(url, this.options.config, this.tlsFiles);
     const conn = this.container.connect(opts);
     const d = deferred<Connection>();
@@ -294,7 +284,7 @@ export class Amqp1Connection extends EventEmitter implements DriverConnection, C
 export function connectionOptions(
   url: string,
   config: Pick<Amqp1ConnectionConfig, 'containerId' | 'idleTimeoutMs' | 'tls'>,
-  files: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {},
+  files: TlsFiles = {},
 ): ConnectionOptions {
   let u: URL;
   try {
