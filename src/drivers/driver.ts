@@ -176,6 +176,14 @@ export interface BrokerPipeline {
    * shows it as `reserved`, as RoadRunner does; without it `reserved` is what this daemon holds.
    */
   inFlightCount?(): number | undefined;
+  /**
+   * Why the broker does not deliver to this pipeline although consume() was called and the connection is
+   * up (its queue does not exist or was deleted, the broker cancelled the consumer), naming the queue;
+   * undefined while it delivers, while consumption is off, and while the connection is down (its status
+   * says so). The driver keeps trying by itself and clears it once it consumes again. Absent: always
+   * undefined. /health and /pipelines report `consuming: false` with it.
+   */
+  consumeError?(): string | undefined;
   /** cancels; deletes the queue if configured (delete_queue_on_stop) */
   close(): Promise<void>;
 }

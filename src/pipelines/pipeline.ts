@@ -167,15 +167,18 @@ export class Pipeline {
   state(): PipelineState {
     const stats = this.pool?.stats();
     const workers = stats ? stats.workers.ready + stats.workers.busy + stats.workers.starting : 0;
+    // consuming is asked for, but the broker delivers nothing (the queue is missing): say so, and why
+    const consumeError = this.consuming ? this.opts.broker.consumeError?.() : undefined;
+    const error = this.lastError ?? consumeError;
     return {
       pipeline: this.name,
       driver: this.opts.config.driver,
       queue: this.opts.broker.queue,
-      consuming: this.consuming,
+      consuming: this.consuming && consumeError === undefined,
       active: this.held.size,
       workers,
       crashLoop: stats?.crashLoop ?? 0,
-      ...(this.lastError === undefined ? {} : { error: this.lastError }),
+      ...(error === undefined ? {} : { error }),
       ...(stats?.lastError === undefined ? {} : { workerError: stats.lastError }),
     };
   }

@@ -189,6 +189,20 @@ export class Admin {
     }
   }
 
+  /** whether the queue exists (a passive declare) */
+  async exists(queue: string): Promise<boolean> {
+    const ch = await this.conn.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      await ch.checkQueue(queue);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
   /** messages ready in the queue (0 when it does not exist) */
   async count(queue: string): Promise<number> {
     const ch = await this.conn.createChannel();

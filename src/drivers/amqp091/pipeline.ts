@@ -107,6 +107,8 @@ export class Amqp091Pipeline implements BrokerPipeline {
   private consumer: ConsumerChannel | undefined;
   private restoreTimer: NodeJS.Timeout | undefined;
   private restoreFailures = 0;
+  /** why the consumer is not attached on the live connection (consumeError()), until it is again */
+  private consumeFailure: string | undefined;
 
   constructor(
     private readonly conn: SessionHost,
@@ -134,6 +136,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
 
   async cancel(): Promise<void> {
     this.consuming = false;
+    this.consumeFailure = undefined;
     clearTimeout(this.restoreTimer);
     const c = this.consumer;
     if (c === undefined || !c.alive || c.consumerTag === undefined) return;
@@ -199,6 +202,10 @@ export class Amqp091Pipeline implements BrokerPipeline {
     return AMQP091_CAPABILITIES;
   }
 
+  consumeError(): string | undefined {
+    return this.consuming && this.conn.current() !== undefined ? this.consumeFailure : undefined;
+  }
+
   async readyCount(): Promise<number | undefined> {
     const s = this.conn.current();
     if (s === undefined) return undefined;
@@ -238,13 +245,18 @@ export class Amqp091Pipeline implements BrokerPipeline {
       if (this.consuming) await this.startConsumer(s);
       this.restoreFailures = 0;
     } catch (err) {
-      this.conn.logger.error({ pipeline: this.name, code: 'E_BROKER_DECLARE' }, `amqp091 pipeline ${this.name} cannot be restored: ${errorMessage(err)}`);
+      const why = `amqp091 pipeline ${this.name} cannot be restored: ${errorMessage(err)}`;
+      // the first failure of a run at error, the retries (with backoff) at debug: a missing queue is retried for as long as it takes
+      this.conn.logger[this.restoreFailures === 0 ? 'error' : 'debug']({ pipeline: this.name, code: 'E_BROKER_DECLARE' }, why);
+      if (this.consuming) this.consumeFailure = consumeFailureOf(this.queue, err);
       this.scheduleRestore(s);
     }
   }
 
   /** @internal the session died: its deliveries are stale */
   sessionLost(s: Session): void {
+    // the connection's status says why now; the next session restores the consumer or says why not
+    this.consumeFailure = undefined;
     if (this.consumer?.session === s) {
       this.consumer.kill();
       this.consumer = undefined;
@@ -305,7 +317,10 @@ export class Amqp091Pipeline implements BrokerPipeline {
         if (this.consumer !== fresh) return;
         this.consumer = undefined;
         // the channel died but the connection lives (e.g. the queue was deleted): try again later
-        if (this.consuming && !s.closed) this.scheduleRestore(s);
+        if (this.consuming && !s.closed) {
+          this.consumeFailure ??= `the consumer channel of queue "${this.queue}" closed; consuming again when it can`;
+          this.scheduleRestore(s);
+        }
       });
       await ch.prefetch(this.o.prefetch, false);
       c = fresh;
@@ -317,6 +332,7 @@ export class Amqp091Pipeline implements BrokerPipeline {
       ...(this.o.consumerId !== '' ? { consumerTag: this.o.consumerId } : {}),
     });
     consumer.consumerTag = reply.consumerTag;
+    this.consumeFailure = undefined;
   }
 
   private onMessage(c: ConsumerChannel, msg: ConsumeMessage | null): void {
@@ -324,7 +340,10 @@ export class Amqp091Pipeline implements BrokerPipeline {
       // the broker cancelled the consumer (queue deleted, node down): consume again when possible
       c.consumerTag = undefined;
       this.conn.logger.warn({ pipeline: this.name }, `amqp091 broker cancelled the consumer of ${this.queue}`);
-      if (this.consuming) this.scheduleRestore(c.session);
+      if (this.consuming) {
+        this.consumeFailure = `the broker cancelled the consumer of queue "${this.queue}" (was it deleted?); consuming again when it can`;
+        this.scheduleRestore(c.session);
+      }
       return;
     }
     c.unsettled.add(msg.fields.deliveryTag);
@@ -364,6 +383,12 @@ class Amqp091Delivery extends DeliveryBase {
   live(): boolean {
     return this.c.alive;
   }
+}
+
+/** consumeError()'s text for a failed restore: the broker's reason, naming the queue */
+function consumeFailureOf(queue: string, err: unknown): string {
+  const why = errorMessage(err);
+  return why.includes(`"${queue}"`) || why.includes(`'${queue}'`) ? why : `cannot consume queue "${queue}": ${why}`;
 }
 
 /** Runs one declare step, turning a broker refusal into E_BROKER_DECLARE naming what failed. */

@@ -28,6 +28,8 @@ export class Amqp1Pipeline implements BrokerPipeline, ReceiverOwner {
   private onDelivery: ((d: Delivery) => void) | undefined;
   private consuming = false;
   private closed = false;
+  /** declare() declared the topology (RabbitMQ 4): declared again before each attach, as amqp091 does */
+  private declared = false;
   private readonly receiver: ReceiverLink;
   private readonly publisher: Publisher;
   private readonly delays: Delays;
@@ -66,6 +68,13 @@ export class Amqp1Pipeline implements BrokerPipeline, ReceiverOwner {
     return this.closed;
   }
 
+  /** @internal before an attach: the queue declared again (a reconnect, a deleted queue), where declare() declared it */
+  async beforeAttach(live: LiveConnection): Promise<void> {
+    if (this.declared && this.kind(live) === 'rabbitmq4' && this.options.address === undefined) {
+      await declareRabbitTopology(live.rabbitManagement(), this.options);
+    }
+  }
+
   // ---- lifecycle from the connection ----
 
   onConnected(live: LiveConnection): void {
@@ -86,6 +95,7 @@ export class Amqp1Pipeline implements BrokerPipeline, ReceiverOwner {
     const kind = this.kind(live);
     if (kind === 'rabbitmq4' && this.options.address === undefined) {
       await declareRabbitTopology(live.rabbitManagement(), this.options);
+      this.declared = true;
       return;
     }
     // nothing to declare over AMQP 1.0 here: check the source exists by attaching with no credit
@@ -115,6 +125,10 @@ export class Amqp1Pipeline implements BrokerPipeline, ReceiverOwner {
   async cancel(): Promise<void> {
     this.consuming = false;
     this.receiver.stop();
+  }
+
+  consumeError(): string | undefined {
+    return this.consuming && this.conn.liveConnection() !== undefined ? this.receiver.failure : undefined;
   }
 
   async publish(job: OutgoingJob): Promise<void> {

@@ -51,6 +51,8 @@ export interface ReceiverOwner {
   isClosed(): boolean;
   /** a message arrived on `state` (already counted in state.unsettled) */
   onMessage(state: ReceiverState, kind: BrokerKind, message: Message, rd: RheaDelivery): void;
+  /** before each attach on a new connection or after a lost link: declare the source again where the owner declares it */
+  beforeAttach(live: LiveConnection): Promise<void>;
 }
 
 export class ReceiverLink {
@@ -58,6 +60,8 @@ export class ReceiverLink {
   state: ReceiverState | undefined;
   private reattachTimer: NodeJS.Timeout | undefined;
   private reattachFailures = 0;
+  /** why no link is attached on the live connection while consuming (the source is missing), until one is */
+  failure: string | undefined;
 
   constructor(
     private readonly owner: ReceiverOwner,
@@ -66,11 +70,13 @@ export class ReceiverLink {
 
   onConnected(live: LiveConnection): void {
     this.reattachFailures = 0;
-    if (this.owner.isConsuming() && !this.owner.isClosed()) this.attach(live).catch((err) => this.scheduleReattach(err));
+    if (this.owner.isConsuming() && !this.owner.isClosed()) this.prepareAndAttach(live);
   }
 
   onDisconnected(generation: number): void {
     if (this.state?.live.generation === generation) this.state = undefined;
+    // the connection's status says why now; the next connection attaches or says why not
+    this.failure = undefined;
   }
 
   /** consuming (again): credit on the open link, else attach on the live connection */
@@ -153,6 +159,10 @@ export class ReceiverLink {
     this.state = state;
     const opened = deferred<void>();
     receiver.on('receiver_open', () => {
+      // a refusing broker (the queue does not exist) answers with a null source, then detaches: not open
+      const remote = remoteAttach(receiver);
+      if (remote !== undefined && (remote['source'] === null || remote['source'] === undefined)) return;
+      this.failure = undefined;
       adoptDeliveryCount(receiver);
       adoptTransferWindow(session);
       state.open = true;
@@ -194,15 +204,30 @@ export class ReceiverLink {
 
   private scheduleReattach(err: unknown): void {
     if (!this.owner.isConsuming() || this.owner.isClosed() || this.reattachTimer !== undefined) return;
+    // while the connection lives: /health and /pipelines say consuming false, and why
+    if (this.owner.conn.liveConnection() !== undefined) this.failure = errorMessage(err);
     this.reattachFailures += 1;
     const delay = backoffDelay(RECONNECT_BACKOFF, this.reattachFailures);
-    this.owner.logger.warn({ code: 'E_BROKER_CLOSED', err: errorMessage(err), retryInMs: delay }, `amqp1 receiver lost: ${errorMessage(err)}`);
+    // the first failure of a run at warn, the retries (with backoff, for as long as it takes) at debug
+    this.owner.logger[this.reattachFailures === 1 ? 'warn' : 'debug']({ code: 'E_BROKER_CLOSED', err: errorMessage(err), retryInMs: delay }, `amqp1 receiver lost: ${errorMessage(err)}`);
     this.reattachTimer = setTimeout(() => {
       this.reattachTimer = undefined;
       const live = this.owner.conn.liveConnection();
       if (live === undefined || !this.owner.isConsuming() || this.owner.isClosed() || this.state !== undefined) return;
-      this.attach(live).catch((e) => this.scheduleReattach(e));
+      this.prepareAndAttach(live);
     }, delay);
+  }
+
+  /** declares again where the owner declares (a deleted queue comes back, as amqp091 does), then attaches */
+  private prepareAndAttach(live: LiveConnection): void {
+    this.owner
+      .beforeAttach(live)
+      .then(() => {
+        // stopped, attached by resume(), or the connection gone meanwhile: nothing to do
+        if (!this.owner.isConsuming() || this.owner.isClosed() || this.state !== undefined || this.owner.conn.liveConnection() !== live) return;
+        return this.attach(live);
+      })
+      .catch((err: unknown) => this.scheduleReattach(err));
   }
 
   /**
