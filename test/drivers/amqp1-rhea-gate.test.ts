@@ -21,6 +21,7 @@ test('the rhea internals the driver uses, each one listed', () => {
       'connection.{socket, heartbeat_in, heartbeat_out, abort_idle}',
       'Incoming.prototype.on_transfer',
       'frames.read_frame via Transport.prototype.read',
+      'message.{accepted, released, rejected, modified}',
       'log.js loggers',
     ],
   );

@@ -94,9 +94,12 @@ export function amqp1Target(o: TargetOptions): ConformanceFactory {
       if ((await setup.major()) < 4) await setup.delayQueue(q, 1500);
       else setup.track(`jobrunner.delay.${q}.1500`);
     });
+    // RabbitMQ 3.x confirms each settlement (src/drivers/amqp1/settlements.ts): one ack per answer
+    const confirmsSettlements = (await setup.major()) < 4;
     return {
       conn,
       ...(proxy === undefined ? {} : { proxy }),
+      ...(confirmsSettlements ? { pace: (previous: Promise<void>) => previous.catch(() => undefined) } : {}),
       pipeline(opts) {
         const cfg = amqp1Pipeline(opts.name, { prefetch: opts.prefetch ?? 10 });
         if (opts.deadLetterTo !== undefined && opts.deadLetterTo.driver === 'amqp1') deadLetters.set(opts.name, (opts.deadLetterTo as Amqp1PipelineConfig).options.queue);

@@ -51,11 +51,12 @@ export interface ConformanceTarget {
    */
   connectionless?: boolean;
   /**
-   * Settlement is a request and its answer (SQS), not a frame written to a socket: the mixed-settlement
-   * case issues its acks one per pace() instead of one per loop turn (a loop turn is far shorter than a
-   * round trip, so the test would measure the network, not whether the reject is held back).
+   * Settlement is a request and its answer (SQS; amqp1 on RabbitMQ 3.x, where the broker confirms each
+   * disposition), not a frame written to a socket: the mixed-settlement case issues its acks one per
+   * pace(previous ack) instead of one per loop turn (a loop turn is far shorter than a round trip, so the
+   * test would measure the network, not whether the reject is held back).
    */
-  pace?: () => Promise<void>;
+  pace?: (previous: Promise<void>) => Promise<void>;
   /** deletes every queue/exchange the target's pipelines used, closes the proxy; never throws */
   cleanup(): Promise<void>;
 }
@@ -142,7 +143,7 @@ export function runConformance(label: string, make: ConformanceFactory, options:
         let acksIssuedWhenRejectLanded = -1;
         const rejectDone = rejected.reject(true).then(() => (acksIssuedWhenRejectLanded = acksIssued));
         for (const d of rest) {
-          await (t.pace?.() ?? new Promise<void>((r) => setImmediate(r)));
+          await (t.pace?.(acks[acks.length - 1]!) ?? new Promise<void>((r) => setImmediate(r)));
           acks.push(d.ack());
           acksIssued++;
         }

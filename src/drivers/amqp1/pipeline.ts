@@ -166,7 +166,7 @@ export class Amqp1Pipeline implements BrokerPipeline, ReceiverOwner {
     await this.cancel();
     this.closed = true;
     this.conn.forget(this);
-    this.receiver.close();
+    await this.receiver.close();
     this.publisher.close();
     this.locks.close();
   }

@@ -20,12 +20,15 @@ import type { Amqp1PipelineOptions } from './options.js';
 import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { RECONNECT_BACKOFF, backoffDelay } from '../../shared/backoff.js';
-import { deferred } from '../../shared/deferred.js';
+import { deferred, sleep } from '../../shared/deferred.js';
 import { consumeAddress, type BrokerKind } from './broker.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { describeAmqpError } from './management.js';
 import { adoptDeliveryCount, adoptTransferWindow, linkCredit, prepareReceiverSession, remoteAttach, wrapDeliveryCount, wrapTransferIds } from './rhea-gate.js';
 import { SettlementQueue } from './settlements.js';
+
+/** how long close() waits for settlements to go out and be confirmed */
+const SETTLE_WAIT_MS = 2000;
 
 /** One attached receiver link and what it handed out. */
 export interface ReceiverState {
@@ -74,7 +77,11 @@ export class ReceiverLink {
   }
 
   onDisconnected(generation: number): void {
-    if (this.state?.live.generation === generation) this.state = undefined;
+    const rx = this.state;
+    if (rx !== undefined && rx.live.generation === generation) {
+      this.state = undefined;
+      rx.settlements.abandon();
+    }
     // the connection's status says why now; the next connection attaches or says why not
     this.failure = undefined;
   }
@@ -109,13 +116,23 @@ export class ReceiverLink {
     }
   }
 
-  close(): void {
+  /**
+   * Ends the link's session, once the settlements given to it went out (and, on RabbitMQ 3.x, were
+   * confirmed: at most SETTLE_WAIT_MS, a broker that never answers must not hold a shutdown).
+   */
+  async close(): Promise<void> {
+    const rx = this.state;
+    if (rx === undefined) return;
+    const bound = new AbortController();
+    await Promise.race([rx.settlements.idle(), sleep(SETTLE_WAIT_MS, bound.signal)]);
+    bound.abort();
+    if (this.state === rx) this.state = undefined;
     try {
-      this.state?.session.close();
+      rx.session.close();
     } catch {
       // connection gone
     }
-    this.state = undefined;
+    rx.settlements.abandon();
   }
 
   /** the receiver a delivery came on is still the one in use, on the live connection */
@@ -154,6 +171,8 @@ export class ReceiverLink {
         flushed: (live) => {
           if (live && this.owner.isConsuming()) this.topUpCredit(state, false);
         },
+        // RabbitMQ 3.x drops dispositions silently when it is going down: have it confirm each one
+        confirm: kind === 'rabbitmq3',
       }),
     };
     this.state = state;
@@ -178,6 +197,7 @@ export class ReceiverLink {
       opened.reject(e);
       if (this.state !== state) return;
       this.state = undefined;
+      state.settlements.abandon();
       try {
         session.close();
       } catch {
@@ -190,6 +210,10 @@ export class ReceiverLink {
     receiver.on('receiver_error', (ctx) => onGone('receiver', ctx.receiver?.error));
     session.on('session_close', (ctx) => onGone('session', ctx.session?.error));
     session.on('session_error', (ctx) => onGone('session', ctx.session?.error));
+    // the broker's settled disposition for one sent unsettled (settlements.ts)
+    receiver.on('settled', (ctx) => {
+      if (ctx.delivery !== undefined) state.settlements.confirmed(ctx.delivery);
+    });
     receiver.on('message', (ctx) => {
       wrapDeliveryCount(receiver);
       wrapTransferIds(session);

@@ -7,6 +7,7 @@
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import rhea from 'rhea';
 import type { Connection, Receiver, Sender, Session } from 'rhea';
 import { JobrunnerError } from '../../shared/errors.js';
 import { PATCHED_RHEA_VERSION, installLeanDeliveries, installLeanFrames, quietDisabledRheaLoggers } from './rhea-patches.js';
@@ -56,6 +57,7 @@ export const RHEA_INTERNALS: readonly Internal[] = [
   { name: 'connection.{socket, heartbeat_in, heartbeat_out, abort_idle}', use: 'closing a connection that never answers: its socket and idle timers', file: 'connection.js', shows: ['this.heartbeat_in = undefined;', 'this.heartbeat_out = undefined;', 'this.abort_idle = undefined;', 'this.socket'] },
   { name: 'Incoming.prototype.on_transfer', use: 'lean deliveries (rhea-patches.ts)', file: 'session.js', shows: ['current.accept = function', 'delete current.frames'] },
   { name: 'frames.read_frame via Transport.prototype.read', use: 'lean transfer frames (rhea-patches.ts)', file: 'transport.js', shows: ['frames.read_frame(slice)', 'frame.performative.dispatch(this.handler, frame)'] },
+  { name: 'message.{accepted, released, rejected, modified}', use: 'outcomeState: the state of a disposition sent unsettled (confirmed settlements, RabbitMQ 3.x)', file: 'message.js', shows: ["define_outcome({name:'accepted'", "define_outcome({name:'rejected'", "define_outcome({name:'released'", "name:'modified'"] },
   { name: 'log.js loggers', use: 'quiet the loggers DEBUG does not name (rhea-patches.ts)', file: 'log.js', shows: ['debug('] },
 ];
 
@@ -106,6 +108,18 @@ export function prepareReceiverSession(session: Session): void {
 /** the credit the receiver has left */
 export function linkCredit(receiver: Receiver): number {
   return (receiver as unknown as ReceiverInternals).credit;
+}
+
+type OutcomeName = 'accepted' | 'released' | 'rejected' | 'modified';
+
+/**
+ * The delivery state rhea's Delivery methods would write for an outcome (rhea's message module builds
+ * them; its typings leave the builders out), for Delivery.update(false, state): a disposition sent
+ * unsettled, which RabbitMQ 3.x answers with a settled one (settlements.ts).
+ */
+export function outcomeState(name: OutcomeName, fields?: Record<string, unknown>): unknown {
+  const builders = (rhea as unknown as { message: Record<OutcomeName, (fields?: object) => { described(): unknown }> }).message;
+  return builders[name](fields).described();
 }
 
 /** the peer's attach frame of a link, once it came */

@@ -7,9 +7,19 @@
 // delivery ids: the answers of several workers come in separate I/O callbacks (worker A acks 1, 3, 5,
 // worker B 2, 4, 6), so settling each at once made one disposition frame per message; gathered until
 // the loop's check phase and sorted, they go out as a few ranges.
+//
+// Confirmed settlements (RabbitMQ 3.x): the link is rcv-settle-mode first, so a settled disposition is
+// never answered, and one the broker drops is lost without a trace: a node that is shutting down takes
+// dispositions for seconds after its session has lost its backing channel, then resets the connection,
+// and those jobs ran again with no "result dropped" (issue 12). The 3.x plugin answers a disposition
+// sent unsettled with a settled one once it has passed the ack to its channel
+// (rabbit_amqp1_0_session:settle), so there each disposition goes out unsettled, and a settlement is
+// done only when that answer comes; when the link or connection goes first, it fails as stale and the
+// pipeline logs the result as dropped.
 
 import type { Delivery as RheaDelivery } from 'rhea';
 import type { Outcome } from './broker.js';
+import { outcomeState } from './rhea-gate.js';
 
 interface PendingSettle {
   rd: RheaDelivery;
@@ -25,10 +35,12 @@ export interface SettlementLink {
   isLive(): boolean;
   /** the error for a delivery whose link is gone (E_STALE_DELIVERY) */
   staleError(id: string): Error;
-  /** one delivery was settled on the wire */
+  /** one delivery was settled on the wire (confirmed by the broker, with `confirm`) */
   settled(): void;
-  /** a batch went out (or failed, `live` false): the receiver may give credit back */
+  /** a batch went out or was confirmed (or failed, `live` false): the receiver may give credit back */
   flushed(live: boolean): void;
+  /** dispositions go out unsettled and a settlement is done when the broker settles it (see above) */
+  readonly confirm: boolean;
 }
 
 /** One receiver link's settlements waiting for their batch. */
@@ -40,8 +52,49 @@ export class SettlementQueue {
   private flushScheduled = false;
   /** the last flush wrote accepted outcomes: the next one takes a waiting other outcome first */
   private lastFlushAccepted = false;
+  /** with `confirm`: written, waiting for the broker's settled disposition */
+  private readonly awaiting = new Map<RheaDelivery, PendingSettle>();
+  private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly link: SettlementLink) {}
+
+  /** the broker settled `rd` (a disposition frame): its settlement is done */
+  confirmed(rd: RheaDelivery): void {
+    const p = this.awaiting.get(rd);
+    if (p === undefined) return;
+    this.awaiting.delete(rd);
+    // settled here too, so rhea forgets it (no frame: the broker settled it already)
+    rd.update(true);
+    this.link.settled();
+    p.done();
+    this.link.flushed(true);
+    this.checkIdle();
+  }
+
+  /** the link or its connection is gone: what waits for the broker's answer will not get one */
+  abandon(): void {
+    const waiting = [...this.awaiting.values()];
+    this.awaiting.clear();
+    for (const p of waiting) p.fail(this.link.staleError(p.id));
+    this.checkIdle();
+  }
+
+  /** resolves once nothing waits for its batch or for the broker's answer */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.accepts.length === 0 && this.others.length === 0 && this.awaiting.size === 0;
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
 
   /** settles `rd` with `outcome` in the next batch; rejects with the stale error if the link is gone by then */
   queue(rd: RheaDelivery, outcome: Outcome, id: string): Promise<void> {
@@ -75,12 +128,18 @@ export class SettlementQueue {
         p.fail(this.link.staleError(p.id));
         continue;
       }
+      if (this.link.confirm) {
+        p.rd.update(false, unsettledState(p.outcome));
+        this.awaiting.set(p.rd, p);
+        continue;
+      }
       applyOutcome(p.rd, p.outcome);
       this.link.settled();
       p.done();
     }
     this.link.flushed(live);
     if (this.accepts.length > 0 || this.others.length > 0) this.schedule();
+    else this.checkIdle();
   }
 }
 
@@ -111,6 +170,28 @@ function applyOutcome(rd: RheaDelivery, outcome: Outcome): void {
         rd.reject(error);
       }
       break;
+    }
+  }
+}
+
+/** The delivery state of `outcome`, for a disposition sent unsettled. */
+function unsettledState(outcome: Outcome): unknown {
+  switch (outcome.kind) {
+    case 'accepted':
+      return outcomeState('accepted');
+    case 'released':
+      return outcomeState('released');
+    case 'modified': {
+      const params: Record<string, unknown> = { delivery_failed: outcome.deliveryFailed, undeliverable_here: outcome.undeliverableHere };
+      if (outcome.annotations !== undefined) params['message_annotations'] = outcome.annotations;
+      return outcomeState('modified', params);
+    }
+    case 'rejected': {
+      if (outcome.condition === undefined) return outcomeState('rejected', { error: undefined });
+      const error: Record<string, unknown> = { condition: outcome.condition };
+      if (outcome.description !== undefined) error['description'] = outcome.description;
+      if (outcome.info !== undefined) error['info'] = outcome.info;
+      return outcomeState('rejected', { error });
     }
   }
 }
