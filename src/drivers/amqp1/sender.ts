@@ -46,21 +46,39 @@ export class Publisher {
     }
   }
 
-  /** the connection of `generation` is gone: its session too, and no disposition will come */
+  /**
+   * The connection of `generation` is gone: its session too, and no disposition, attach or credit will
+   * come. rhea says so only on the connection (no link or session event), so what waits for credit on
+   * its senders fails here too, at once: left to its timer it waited redial_timeout, and the job whose
+   * follow-up it was stayed unsettled that long (shutdown waited for it).
+   */
   onDisconnected(generation: number): void {
-    if (this.tx?.live.generation === generation) this.tx = undefined;
     const err = new JobrunnerError('E_PUBLISH', 'the amqp1 connection was lost before the broker confirmed the publish');
+    if (this.tx?.live.generation === generation) this.drop(this.tx, err);
     for (const p of this.pending) p.reject(err);
     this.pending.clear();
   }
 
+  /** the pipeline closes: what still waits fails now */
   close(): void {
-    try {
-      this.tx?.session.close();
-    } catch {
-      // connection gone
+    const tx = this.tx;
+    if (tx !== undefined) {
+      try {
+        tx.session.close();
+      } catch {
+        // connection gone
+      }
+      this.drop(tx, new JobrunnerError('E_PUBLISH', `pipeline ${this.pipeline} is closed`));
     }
-    this.tx = undefined;
+    for (const p of this.pending) p.reject(new JobrunnerError('E_PUBLISH', `pipeline ${this.pipeline} is closed before the broker confirmed the publish`));
+    this.pending.clear();
+  }
+
+  /** forgets a session: its senders' waits for credit fail with `err` */
+  private drop(tx: SenderState, err: Error): void {
+    if (this.tx === tx) this.tx = undefined;
+    for (const s of tx.senders.values()) s.emit('jobrunner_gone', err);
+    tx.senders.clear();
   }
 
   private senderFor(live: LiveConnection, address: string): Promise<Sender> {
