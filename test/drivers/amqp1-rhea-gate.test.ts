@@ -14,6 +14,7 @@ test('the rhea internals the driver uses, each one listed', () => {
     [
       'receiver.credit',
       'receiver.delivery_count',
+      'sender.{credit, delivery_count}',
       'link.remote.attach',
       'session.incoming.{next_transfer_id, max_transfer_id, window}',
       'session.links, session.remote.handles, session.on_attach',

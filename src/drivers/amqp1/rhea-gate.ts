@@ -50,6 +50,7 @@ interface Internal {
 export const RHEA_INTERNALS: readonly Internal[] = [
   { name: 'receiver.credit', use: 'credit top-up reads the link credit left (on RabbitMQ 3.x it waits for 0)', file: 'link.js', shows: ['this.credit = 0;'] },
   { name: 'receiver.delivery_count', use: 'adoptDeliveryCount / wrapDeliveryCount: explicit credit needs the broker\'s count', file: 'link.js', shows: ['this.delivery_count = 0;', '++this.delivery_count;'] },
+  { name: 'sender.{credit, delivery_count}', use: 'senderCreditLeft: a publish waits for link credit; rhea counts a delivery against it only once written', file: 'session.js', shows: ['d.link.credit--;', 'd.link.delivery_count++;'] },
   { name: 'link.remote.attach', use: 'the peer\'s attach frame: initial-delivery-count, a refused source (passive check)', file: 'link.js', shows: ['this.remote.attach = frame.performative;'] },
   { name: 'session.incoming.{next_transfer_id, max_transfer_id, window}', use: 'adoptTransferWindow / wrapTransferIds: transfer ids past 2^32', file: 'session.js', shows: ['this.max_transfer_id = this.next_transfer_id + this.window;'] },
   { name: 'session.links, session.remote.handles, session.on_attach', use: 'pairLinks: both links of a same-name management pair reachable', file: 'session.js', shows: ['this.links = {}; // map by name', "this.remote = {'handles':{}};", 'Session.prototype.on_attach = function (frame)'] },
@@ -108,6 +109,19 @@ export function prepareReceiverSession(session: Session): void {
 /** the credit the receiver has left */
 export function linkCredit(receiver: Receiver): number {
   return (receiver as unknown as ReceiverInternals).credit;
+}
+
+/**
+ * The link credit a sender has for one more delivery: the broker's credit less the deliveries handed to
+ * rhea (`handed`, counted by the caller since the attach) that rhea has not written yet. rhea takes a
+ * delivery off the credit only when it writes the transfer (Outgoing.process, on a later tick), and
+ * sender.send() queues whatever it is given, credit or not.
+ */
+export function senderCreditLeft(sender: Sender, handed: number): number {
+  const s = sender as unknown as ReceiverInternals;
+  // a sender's delivery_count moves only when rhea writes a transfer (or drains after set_drained(),
+  // which the driver never calls): at most `handed`
+  return s.credit - Math.max(0, handed - s.delivery_count);
 }
 
 type OutcomeName = 'accepted' | 'released' | 'rejected' | 'modified';

@@ -1,23 +1,157 @@
 // amqp1 publishing: one session per connection for every publish of a pipeline, one sender link per
 // target address (the pipeline's address, a delay queue), each publish waiting for the broker's
 // disposition (accepted resolves, anything else rejects with what the broker said).
+//
+// A publish is handed to rhea only when its link can take it: the broker's link credit left (less what
+// rhea holds unsent) and room in rhea's outgoing buffer (2048 deliveries unsent or unconfirmed; past
+// that rhea throws "circular buffer overflow"). Until then it waits in its link's queue, in order, for
+// rhea's `sendable` event, at most `waitMs`; one that runs out was never handed over, so it fails
+// without having been sent. Each link has one listener per event, dispatching to its waiters and to
+// the deliveries in flight, whatever the number of publishes (no listener per publish).
 
+import rhea from 'rhea';
 import type { Delivery as RheaDelivery, Message, Sender, Session } from 'rhea';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import { deferred, type Deferred } from '../../shared/deferred.js';
 import type { LiveConnection } from './live.js';
 import { describeAmqpError } from './management.js';
+import { senderCreditLeft } from './rhea-gate.js';
 
+/** a publish waiting for its link to take it */
+interface Waiting {
+  payload: Buffer | undefined;
+  done: Deferred<void>;
+  timer: NodeJS.Timeout;
+  /** timed out or failed while waiting: skipped when its turn comes */
+  over: boolean;
+}
+
+/** One sender link: its publishes waiting for credit, in order, and those sent awaiting an outcome. */
+class OutLink {
+  private waiting: Waiting[] = [];
+  private head = 0;
+  private readonly inFlight = new Map<RheaDelivery, Deferred<void>>();
+  /** deliveries handed to rhea on this link (rhea counts them against the credit once written) */
+  private handed = 0;
+  /** publishes in `waiting` that timed out since the last compaction */
+  private timedOut = 0;
+  /** why this link can take no more publishes, once closed */
+  private gone: JobrunnerError | undefined;
+
+  constructor(
+    readonly sender: Sender,
+    private readonly address: string,
+    onClosed: (link: OutLink, err: JobrunnerError) => void,
+    pipeline: string,
+  ) {
+    // sendable: credit came (a flow frame) or rhea's full buffer has room again; sender_open: attached
+    sender.on('sendable', () => this.pump());
+    sender.on('sender_open', () => this.pump());
+    for (const o of ['accepted', 'rejected', 'released', 'modified'] as const) {
+      sender.on(o, (ctx: { delivery?: RheaDelivery }) => this.outcome(ctx.delivery, o));
+    }
+    const closed = (ctx: { sender?: Sender }): void => {
+      const err = errorFor(describeAmqpError(ctx.sender?.error), address, pipeline);
+      this.fail(err, err);
+      onClosed(this, err);
+    };
+    sender.on('sender_close', closed);
+    sender.on('sender_error', closed);
+  }
+
+  isUsable(): boolean {
+    return this.gone === undefined && !this.sender.is_closed();
+  }
+
+  /** resolves on the broker's outcome; waits (at most waitMs) for the link to take it first */
+  publish(payload: Buffer, waitMs: number): Promise<void> {
+    if (this.gone !== undefined) return Promise.reject(this.gone);
+    const w: Waiting = { payload, done: deferred<void>(), timer: undefined as unknown as NodeJS.Timeout, over: false };
+    w.timer = setTimeout(() => {
+      w.over = true;
+      w.payload = undefined;
+      w.done.reject(new JobrunnerError('E_PUBLISH', `no link credit to publish to ${this.address} within ${waitMs} ms: ${this.why()}`));
+      // a link that never gets credit: keep its queue to the publishes still waiting
+      if (++this.timedOut > 1024 && this.timedOut * 2 > this.waiting.length - this.head) this.compact();
+    }, waitMs);
+    this.waiting.push(w);
+    this.pump();
+    return w.done.promise;
+  }
+
+  /** every waiting publish fails with `unsent` and every one in flight with `unconfirmed`; the link takes no more */
+  fail(unsent: JobrunnerError, unconfirmed: JobrunnerError): void {
+    this.gone ??= unsent;
+    for (let i = this.head; i < this.waiting.length; i++) {
+      const w = this.waiting[i] as Waiting;
+      if (w.over) continue;
+      w.over = true;
+      clearTimeout(w.timer);
+      w.done.reject(unsent);
+    }
+    this.waiting = [];
+    this.head = 0;
+    this.timedOut = 0;
+    for (const d of this.inFlight.values()) d.reject(unconfirmed);
+    this.inFlight.clear();
+  }
+
+  /** hands waiting publishes to rhea, in order, while the link can take them */
+  private pump(): void {
+    while (this.head < this.waiting.length && this.gone === undefined && this.canTake()) {
+      const w = this.waiting[this.head++] as Waiting;
+      if (w.over) continue;
+      w.over = true;
+      clearTimeout(w.timer);
+      // pre-encoded (format 0): rhea sends the bytes as they are
+      const delivery = this.sender.send(w.payload as Buffer, undefined, 0);
+      this.handed++;
+      this.inFlight.set(delivery, w.done);
+    }
+    if (this.head === this.waiting.length) {
+      this.waiting = [];
+      this.head = 0;
+      this.timedOut = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.waiting.length) this.compact();
+  }
+
+  private compact(): void {
+    this.waiting = this.waiting.slice(this.head).filter((w) => !w.over);
+    this.head = 0;
+    this.timedOut = 0;
+  }
+
+  private canTake(): boolean {
+    return this.sender.is_open() && this.sender.sendable() && senderCreditLeft(this.sender, this.handed) > 0;
+  }
+
+  /** what a publish that waited out its time was waiting for */
+  private why(): string {
+    if (!this.sender.is_open()) return 'the broker has not attached the link';
+    if (senderCreditLeft(this.sender, this.handed) <= 0) return 'the broker gives no link credit (is it blocking publishers? a resource alarm, a queue at its length limit?)';
+    return `${this.inFlight.size} publishes already sent await the broker's outcome`;
+  }
+
+  private outcome(delivery: RheaDelivery | undefined, what: 'accepted' | 'rejected' | 'released' | 'modified'): void {
+    if (delivery === undefined) return;
+    const d = this.inFlight.get(delivery);
+    if (d === undefined) return;
+    this.inFlight.delete(delivery);
+    if (what === 'accepted') d.resolve();
+    else d.reject(new JobrunnerError('E_PUBLISH', `${this.address} answered ${what}${describeState(delivery)}`));
+  }
+}
+
+/** one connection's publishing session and its links */
 interface SenderState {
   live: LiveConnection;
   session: Session;
-  senders: Map<string, Sender>;
+  senders: Map<string, OutLink>;
 }
 
 /** One pipeline's publishing side. */
 export class Publisher {
   private tx: SenderState | undefined;
-  private readonly pending = new Set<Deferred<void>>();
 
   /** `waitMs`: how long a publish waits for credit */
   constructor(
@@ -27,63 +161,54 @@ export class Publisher {
 
   /** Sends `message` to `address` and waits for the broker's disposition. */
   async send(live: LiveConnection, address: string, message: Message, jobId: string): Promise<void> {
-    const sender = await this.senderFor(live, address);
-    const d = deferred<void>();
-    this.pending.add(d);
+    let payload: Buffer;
     try {
-      let delivery;
-      try {
-        delivery = sender.send(message);
-      } catch (err) {
-        // rhea encodes before it sends: a TypeError or RangeError is the message's own content
-        if (err instanceof TypeError || err instanceof RangeError) throw new JobrunnerError('E_UNPUBLISHABLE', `job ${jobId} cannot be published to ${this.pipeline}: ${errorMessage(err)}`, { cause: err });
-        throw err;
-      }
-      (delivery as unknown as { jobrunnerPublish?: Deferred<void> }).jobrunnerPublish = d;
-      await d.promise;
-    } finally {
-      this.pending.delete(d);
+      payload = rhea.message.encode(message);
+    } catch (err) {
+      // a TypeError or RangeError from the encoder is the message's own content
+      if (err instanceof TypeError || err instanceof RangeError) throw new JobrunnerError('E_UNPUBLISHABLE', `job ${jobId} cannot be published to ${this.pipeline}: ${errorMessage(err)}`, { cause: err });
+      throw err;
     }
+    await this.linkFor(live, address).publish(payload, this.waitMs());
   }
 
   /**
    * The connection of `generation` is gone: its session too, and no disposition, attach or credit will
    * come. rhea says so only on the connection (no link or session event), so what waits for credit on
-   * its senders fails here too, at once: left to its timer it waited redial_timeout, and the job whose
+   * its links fails here, at once: left to its timer it waited redial_timeout, and the job whose
    * follow-up it was stayed unsettled that long (shutdown waited for it).
    */
   onDisconnected(generation: number): void {
-    const err = new JobrunnerError('E_PUBLISH', 'the amqp1 connection was lost before the broker confirmed the publish');
-    if (this.tx?.live.generation === generation) this.drop(this.tx, err);
-    for (const p of this.pending) p.reject(err);
-    this.pending.clear();
+    if (this.tx?.live.generation !== generation) return;
+    this.lost(this.tx);
   }
 
   /** the pipeline closes: what still waits fails now */
   close(): void {
     const tx = this.tx;
-    if (tx !== undefined) {
-      try {
-        tx.session.close();
-      } catch {
-        // connection gone
-      }
-      this.drop(tx, new JobrunnerError('E_PUBLISH', `pipeline ${this.pipeline} is closed`));
+    this.tx = undefined;
+    if (tx === undefined) return;
+    const unsent = new JobrunnerError('E_PUBLISH', `pipeline ${this.pipeline} is closed`);
+    const unconfirmed = new JobrunnerError('E_PUBLISH', `pipeline ${this.pipeline} is closed before the broker confirmed the publish`);
+    for (const link of tx.senders.values()) link.fail(unsent, unconfirmed);
+    try {
+      tx.session.close();
+    } catch {
+      // connection gone
     }
-    for (const p of this.pending) p.reject(new JobrunnerError('E_PUBLISH', `pipeline ${this.pipeline} is closed before the broker confirmed the publish`));
-    this.pending.clear();
   }
 
-  /** forgets a session: its senders' waits for credit fail with `err` */
-  private drop(tx: SenderState, err: Error): void {
+  private lost(tx: SenderState): void {
     if (this.tx === tx) this.tx = undefined;
-    for (const s of tx.senders.values()) s.emit('jobrunner_gone', err);
+    const unsent = new JobrunnerError('E_PUBLISH', 'the amqp1 connection was lost before the publish was sent');
+    const unconfirmed = new JobrunnerError('E_PUBLISH', 'the amqp1 connection was lost before the broker confirmed the publish');
+    for (const link of tx.senders.values()) link.fail(unsent, unconfirmed);
     tx.senders.clear();
   }
 
-  private senderFor(live: LiveConnection, address: string): Promise<Sender> {
-    const waitMs = this.waitMs();
-    if (this.tx === undefined || this.tx.live !== live) {
+  private linkFor(live: LiveConnection, address: string): OutLink {
+    if (this.tx !== undefined && this.tx.live !== live) this.lost(this.tx);
+    if (this.tx === undefined) {
       const session = live.connection.create_session();
       session.begin();
       const state: SenderState = { live, session, senders: new Map() };
@@ -93,8 +218,7 @@ export class Publisher {
       const ended = (ctx: { session?: Session }): void => {
         if (this.tx === state) this.tx = undefined;
         const e = errorFor(describeAmqpError(ctx.session?.error), [...state.senders.keys()].join(', '), this.pipeline);
-        for (const p of this.pending) p.reject(e);
-        for (const s of state.senders.values()) s.emit('jobrunner_gone', e);
+        for (const link of state.senders.values()) link.fail(e, e);
         state.senders.clear();
       };
       session.on('session_error', ended);
@@ -102,45 +226,18 @@ export class Publisher {
     }
     const tx = this.tx;
     const existing = tx.senders.get(address);
-    if (existing !== undefined && existing.is_open() && existing.sendable()) return Promise.resolve(existing);
-    const d = deferred<Sender>();
-    let sender = existing;
-    if (sender === undefined || sender.is_closed()) {
-      sender = tx.session.attach_sender({ target: { address }, autosettle: true });
-      tx.senders.set(address, sender);
-      const s = sender;
-      const outcome = (what: string) => (ctx: { delivery?: RheaDelivery }) => {
-        const p = (ctx.delivery as unknown as { jobrunnerPublish?: Deferred<void> } | undefined)?.jobrunnerPublish;
-        if (p === undefined) return;
-        if (what === 'accepted') p.resolve();
-        else p.reject(new JobrunnerError('E_PUBLISH', `${address} answered ${what}${describeState(ctx.delivery)}`));
-      };
-      for (const o of ['accepted', 'rejected', 'released', 'modified']) s.on(o, outcome(o));
-      const closed = (ctx: { sender?: Sender }): void => {
-        if (tx.senders.get(address) === s) tx.senders.delete(address);
-        const e = errorFor(describeAmqpError(ctx.sender?.error), address, this.pipeline);
-        // a closed link has no dispositions to wait for
-        for (const p of this.pending) p.reject(e);
-        s.emit('jobrunner_gone', e);
-      };
-      s.on('sender_close', closed);
-      s.on('sender_error', closed);
-    }
-    const s = sender;
-    if (s.sendable()) d.resolve(s);
-    const onSendable = (): void => {
-      s.off('sendable', onSendable);
-      d.resolve(s);
-    };
-    s.on('sendable', onSendable);
-    const onGone = (e: unknown): void => d.reject(e);
-    s.on('jobrunner_gone', onGone);
-    const timer = setTimeout(() => d.reject(new JobrunnerError('E_PUBLISH', `no credit to publish to ${address} within ${waitMs} ms`)), waitMs);
-    return d.promise.finally(() => {
-      clearTimeout(timer);
-      s.off('sendable', onSendable);
-      s.off('jobrunner_gone', onGone);
-    });
+    if (existing !== undefined && existing.isUsable()) return existing;
+    const sender = tx.session.attach_sender({ target: { address }, autosettle: true });
+    const link = new OutLink(
+      sender,
+      address,
+      (l) => {
+        if (tx.senders.get(address) === l) tx.senders.delete(address);
+      },
+      this.pipeline,
+    );
+    tx.senders.set(address, link);
+    return link;
   }
 }
 
