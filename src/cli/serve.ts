@@ -3,13 +3,37 @@
 
 import type { Config } from '../config/types.js';
 import { Daemon } from '../daemon/daemon.js';
-import { createConfiguredLogger } from '../observability/logger.js';
+import { createConfiguredLogger, type Logger } from '../observability/logger.js';
 import type { Tracing } from '../observability/tracing.js';
 import { deferred } from '../shared/deferred.js';
 import { errorMessage } from '../shared/errors.js';
 
+/**
+ * Node's process warnings (a MaxListenersExceededWarning, a deprecation, rhea's RheaWarning, an OpenTelemetry
+ * ExperimentalWarning) as log lines like everything else the daemon prints, one JSON line each (code
+ * W_NODE, the warning's name, its Node code when it has one; its stack at debug). Node's own printer, a bare
+ * "(node:PID) Warning: ..." on stderr, is the 'warning' listener Node adds at startup: it is taken away for
+ * good, as the process ends when serve does.
+ */
+function logProcessWarnings(logger: Logger): void {
+  for (const printer of process.listeners('warning')) process.off('warning', printer);
+  process.on('warning', (w: Error & { code?: unknown }) => {
+    logger.warn(
+      {
+        code: 'W_NODE',
+        warning: w.name,
+        ...(typeof w.code === 'string' ? { node_code: w.code } : {}),
+        // where it came from, at logs.level debug
+        ...(logger.isLevelEnabled('debug') ? { stack: w.stack } : {}),
+      },
+      w.message,
+    );
+  });
+}
+
 export async function runServe(config: Config): Promise<number> {
   const logger = await createConfiguredLogger(config.logs);
+  logProcessWarnings(logger);
   let tracing: Tracing | undefined;
   if (config.otel.enabled) {
     const { startTracing } = await import('../observability/otel.js');
