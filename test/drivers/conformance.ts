@@ -97,6 +97,43 @@ export function runConformance(label: string, make: ConformanceFactory, options:
       });
     });
 
+    test('200 publishes at once (delayed ones among them) are each confirmed and delivered once, with no Node warning', { timeout: T }, async () => {
+      // a driver that adds a listener per publish in flight (a credit or connection wait, a confirm)
+      // makes Node print a MaxListenersExceededWarning past 10, outside the JSON log
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+      process.on('warning', onWarning);
+      try {
+        await withTarget(make, false, async (t, p) => {
+          const N = 200;
+          const pipe = await open(t, p('burst', { prefetch: 50 }));
+          const delays = pipe.capabilities().delays !== 'none';
+          const jobs: OutgoingJob[] = Array.from({ length: N }, (_, i) => ({
+            id: randomUUID(),
+            job: 'Burst',
+            pipeline: pipe.name,
+            body: Buffer.from(`b${i}`),
+            contentType: 'application/json',
+            headers: {},
+            delayMs: delays && i % 4 === 0 ? 1500 : 0,
+          }));
+          await withTimeout(Promise.all(jobs.map((j) => pipe.publish(j))), T / 2, `${N} publishes confirmed`);
+          const acked = new Set<string>();
+          const extra: string[] = [];
+          await pipe.consume((d) => {
+            void d.ack().then(() => (acked.has(d.id) ? extra.push(d.id) : acked.add(d.id)));
+          });
+          await waitFor(`all ${N} acked`, () => acked.size === N);
+          await pipe.cancel();
+          assert.deepEqual([...acked].sort(), jobs.map((j) => j.id).sort());
+          assert.deepEqual(extra, []);
+        });
+        assert.deepEqual(warnings, [], 'no Node warning');
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+
     test('publish resolves after the broker confirms: the message is in the queue', { timeout: T }, async () => {
       await withTarget(make, false, async (t, p) => {
         const pipe = await open(t, p('confirm'));
