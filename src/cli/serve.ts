@@ -7,6 +7,7 @@ import { createConfiguredLogger, type Logger } from '../observability/logger.js'
 import type { Tracing } from '../observability/tracing.js';
 import { deferred } from '../shared/deferred.js';
 import { errorMessage } from '../shared/errors.js';
+import { format } from 'node:util';
 
 /**
  * Node's process warnings (a MaxListenersExceededWarning, a deprecation, rhea's RheaWarning, an OpenTelemetry
@@ -31,9 +32,37 @@ function logProcessWarnings(logger: Logger): void {
   });
 }
 
+/**
+ * What a library prints with console.* while serve runs, as log lines too (code W_CONSOLE): rhea writes
+ * "[connection-1] error on write: ProtocolError ..." with console.error even when the error is handled.
+ * console.error and console.warn log at warn, log and info at info, debug and trace at debug. The console
+ * is given back when serve returns, so the CLI's own last line (a failed start) is printed as before.
+ */
+function routeConsole(logger: Logger): () => void {
+  const c = console as unknown as Record<string, (...args: unknown[]) => void>;
+  const levels = { error: 'warn', warn: 'warn', log: 'info', info: 'info', debug: 'debug', trace: 'debug' } as const;
+  const saved = new Map<string, (...args: unknown[]) => void>();
+  for (const [method, level] of Object.entries(levels)) {
+    saved.set(method, c[method] as (...args: unknown[]) => void);
+    c[method] = (...args: unknown[]): void => logger[level]({ code: 'W_CONSOLE' }, format(...args));
+  }
+  return () => {
+    for (const [method, fn] of saved) c[method] = fn;
+  };
+}
+
 export async function runServe(config: Config): Promise<number> {
   const logger = await createConfiguredLogger(config.logs);
   logProcessWarnings(logger);
+  const restoreConsole = routeConsole(logger);
+  try {
+    return await serveWith(config, logger);
+  } finally {
+    restoreConsole();
+  }
+}
+
+async function serveWith(config: Config, logger: Logger): Promise<number> {
   let tracing: Tracing | undefined;
   if (config.otel.enabled) {
     const { startTracing } = await import('../observability/otel.js');

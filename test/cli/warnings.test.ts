@@ -1,7 +1,8 @@
 // Everything `jobrunner serve` prints is a JSON log line (issue 12 item 7), Node's own process warnings
 // included: a daemon (the built CLI) preloaded with test/fixtures/emit-warnings.mjs makes Node warn three
 // ways on SIGUSR2, and each warning comes out as one JSON line (code W_NODE), with no bare
-// "(node:PID) Warning: ..." on stdout or stderr.
+// "(node:PID) Warning: ..." on stdout or stderr; what a library prints with console.* is one JSON line
+// too (code W_CONSOLE).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,7 +46,7 @@ test('serve: Node process warnings are JSON log lines, and nothing else is print
         .filter((l) => l.includes('W_NODE'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
     serve.child.kill('SIGUSR2');
-    const printed = (): boolean => ['a warning from the test', 'a deprecation from the test', 'memory leak detected'].every((w) => serve.output().includes(w));
+    const printed = (): boolean => ['a warning from the test', 'a deprecation from the test', 'memory leak detected', 'error on write', 'a library says hello'].every((w) => serve.output().includes(w));
     await waitFor('the three warnings printed', printed, 30_000);
     assert.equal(await serve.stop(20_000), 0, 'serve exits 0 on SIGTERM');
     const lines = serve.output().split('\n').filter((l) => l.trim() !== '');
@@ -62,6 +63,14 @@ test('serve: Node process warnings are JSON log lines, and nothing else is print
       { level: 'warn', warning: 'TestWarning', node_code: undefined, msg: 'a warning from the test' },
       { level: 'warn', warning: 'DeprecationWarning', node_code: 'DEP_JOBRUNNER_TEST', msg: 'a deprecation from the test' },
       { level: 'warn', warning: 'MaxListenersExceededWarning', node_code: undefined, msg: 'Possible EventEmitter memory leak detected' },
+    ]);
+    const consoleLines = lines
+      .filter((l) => l.includes('W_CONSOLE'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .map((l) => ({ level: l['level'], msg: l['msg'] }));
+    assert.deepEqual(consoleLines, [
+      { level: 'warn', msg: "[connection-1] error on write: ProtocolError: Close already received { product: 'RabbitMQ' }" },
+      { level: 'info', msg: 'a library says hello' },
     ]);
   } finally {
     await serve.stop();
