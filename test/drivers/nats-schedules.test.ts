@@ -19,9 +19,9 @@ import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
 import { delayStreamName } from '../../src/drivers/nats/delay.js';
 import { scheduleSubjects } from '../../src/drivers/nats/schedule.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { FIXTURE_WORKERS, startDaemon, waitFor } from '../helpers/daemon.js';
+import { startDaemon, waitFor } from '../helpers/daemon.js';
 import { readRecord } from '../helpers/faults.js';
-import { NatsAdmin, PrivateNats, latestNatsServer, natsPipeline, type NatsPipelineConfig } from '../helpers/nats.js';
+import { NatsAdmin, PrivateNats, latestNatsServer, natsPipeline, scriptedNatsYaml, type NatsPipelineConfig } from '../helpers/nats.js';
 
 const T = 120_000;
 const latest = latestNatsServer();
@@ -153,20 +153,7 @@ describe(`nats delays on nats-server 2.12+ (message scheduling)`, { concurrency:
     const record = join(dir, 'record');
     const stream = `JRS_${randomUUID().slice(0, 8)}`;
     admin.track(stream);
-    const yaml = [
-      'version: "3"',
-      `server: { command: ${JSON.stringify([process.execPath, join(FIXTURE_WORKERS, 'scripted.mjs')])}, env: { SCRIPTED_RECORD: ${JSON.stringify(record)} } }`,
-      `nats: { addr: ${JSON.stringify(server.url)} }`,
-      'http: { address: "127.0.0.1:0" }',
-      'logs: { level: info }',
-      'jobs:',
-      '  consume: [work]',
-      '  pool: { num_workers: 2, destroy_timeout: 5s, allocate_timeout: 30s }',
-      '  pipelines:',
-      '    work:',
-      '      driver: nats',
-      `      config: { stream: ${stream}, subject: jrs.${stream}, prefetch: 8 }`,
-    ].join('\n');
+    const yaml = scriptedNatsYaml({ addr: server.url, record, config: `stream: ${stream}, subject: jrs.${stream}, prefetch: 8` });
     const N = 30;
     const ids: string[] = [];
     const first = await startDaemon(yaml);

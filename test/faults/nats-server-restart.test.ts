@@ -8,13 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { headers as natsHeaders } from '@nats-io/transport-node';
-import { FIXTURE_WORKERS, startDaemon, waitFor } from '../helpers/daemon.js';
+import { startDaemon, waitFor } from '../helpers/daemon.js';
 import { readRecord, within } from '../helpers/faults.js';
 import { httpCall } from '../helpers/http.js';
-import { NATS_SERVER, NatsAdmin, PrivateNats } from '../helpers/nats.js';
+import { NATS_SERVER, NatsAdmin, PrivateNats, scriptedNatsYaml } from '../helpers/nats.js';
 
-const SCRIPTED = join(FIXTURE_WORKERS, 'scripted.mjs');
 const missing = existsSync(NATS_SERVER) ? false : `${NATS_SERVER} is missing (set NATS_SERVER_BIN)`;
 if (missing && process.env['CI'] === 'true') throw new Error(`${missing} (CI=true)`);
 
@@ -27,46 +25,16 @@ describe('nats-server stopped and started under load', { skip: missing, concurre
     const stream = `JRR_${randomUUID().slice(0, 8)}`;
     const subject = `jrr.${stream}`;
     const d = await startDaemon(
-      [
-        'version: "3"',
-        `server: { command: ${JSON.stringify([process.execPath, SCRIPTED])}, env: { SCRIPTED_RECORD: ${JSON.stringify(record)} } }`,
-        `nats: { addr: ${JSON.stringify(server.url)} }`,
-        'http: { address: "127.0.0.1:0" }',
-        'logs: { level: info }',
-        'jobs:',
-        '  consume: [work]',
-        '  pool: { num_workers: 2, destroy_timeout: 5s, allocate_timeout: 30s }',
-        '  pipelines:',
-        '    work:',
-        '      driver: nats',
-        `      config: { stream: ${stream}, subject: ${subject}, ack_wait: 3s, prefetch: 8, redial_timeout: 1s }`,
-      ].join('\n'),
+      scriptedNatsYaml({ addr: server.url, record, config: `stream: ${stream}, subject: ${subject}, ack_wait: 3s, prefetch: 8, redial_timeout: 1s` }),
     );
     try {
       await waitFor('ready', () => d.daemon.readiness().ok, 20_000);
       const health = async (): Promise<number> => (await httpCall('GET', `${d.url}/health`, { timeoutMs: 5000 })).status;
       assert.equal(await health(), 200);
-      const { js } = await admin.conn();
       const ids: string[] = [];
+      // publishJobs publishes again what JetStream does not answer right after the restart
       const publish = async (n: number): Promise<void> => {
-        for (let i = 0; i < n; i++) {
-          const id = randomUUID();
-          const h = natsHeaders();
-          h.set('content-type', 'application/json');
-          const body = { job: 'Test', id, payload: Buffer.from(JSON.stringify({ action: 'sleep', ms: 50 })).toString('base64'), options: { priority: 10, pipeline: 'work', delay: 0, auto_ack: false } };
-          // right after a restart JetStream may not answer yet: publish again (the same Nats-Msg-Id, so a
-          // publish that did land is not stored twice)
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await js.publish(subject, JSON.stringify(body), { msgID: id, headers: h, timeout: 5000 });
-              break;
-            } catch (err) {
-              if (attempt >= 10) throw err;
-              await new Promise((r) => setTimeout(r, 500));
-            }
-          }
-          ids.push(id);
-        }
+        ids.push(...(await admin.publishJobs(subject, Array.from({ length: n }, () => ({ action: 'sleep', ms: 50 })))));
       };
       await publish(150);
       await waitFor('some done', () => readRecord(record).length >= 20, 30_000);

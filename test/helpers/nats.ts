@@ -16,6 +16,7 @@ import type { PipelineConfig } from '../../src/config/types.js';
 import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
 import { delayStreamName } from '../../src/drivers/nats/delay.js';
 import { serverSchedules } from '../../src/drivers/nats/schedule.js';
+import { FIXTURE_WORKERS } from './daemon.js';
 
 export const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
 
@@ -246,4 +247,25 @@ export class PrivateNats {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A daemon config with one consumed nats pipeline `work` (`config`: its options, YAML flow mapping body)
+ * run by two scripted workers (test/fixtures/workers/scripted.mjs) that record what they did in `record`.
+ */
+export function scriptedNatsYaml(o: { addr: string; record: string; config: string; tls?: unknown; level?: string }): string {
+  return [
+    'version: "3"',
+    `server: { command: ${JSON.stringify([process.execPath, join(FIXTURE_WORKERS, 'scripted.mjs')])}, env: { SCRIPTED_RECORD: ${JSON.stringify(o.record)} } }`,
+    `nats: { addr: ${JSON.stringify(o.addr)}${o.tls !== undefined ? `, tls: ${JSON.stringify(o.tls)}` : ''} }`,
+    'http: { address: "127.0.0.1:0" }',
+    `logs: { level: ${o.level ?? 'info'} }`,
+    'jobs:',
+    '  consume: [work]',
+    '  pool: { num_workers: 2, destroy_timeout: 5s, allocate_timeout: 30s }',
+    '  pipelines:',
+    '    work:',
+    '      driver: nats',
+    `      config: { ${o.config} }`,
+  ].join('\n');
 }

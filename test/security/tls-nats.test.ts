@@ -13,13 +13,12 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIXTURE_WORKERS, httpJson, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { httpJson, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { readRecord, within } from '../helpers/faults.js';
-import { NATS_SERVER, NatsAdmin, PrivateNats, type NatsClientTls } from '../helpers/nats.js';
+import { NATS_SERVER, NatsAdmin, PrivateNats, scriptedNatsYaml, type NatsClientTls } from '../helpers/nats.js';
 import { makeCerts, type Certs } from '../helpers/tls-certs.js';
 import { docTlsExamples, expectTlsFailure, localTls, type TlsKeys } from '../helpers/tls-checks.js';
 
-const SCRIPTED = join(FIXTURE_WORKERS, 'scripted.mjs');
 const T = { timeout: 120_000 };
 const missing = existsSync(NATS_SERVER) ? false : `${NATS_SERVER} is missing (set NATS_SERVER_BIN)`;
 if (missing && process.env['CI'] === 'true') throw new Error(`${missing} (CI=true)`);
@@ -31,20 +30,7 @@ let tlsServer: PrivateNats;
 let mtlsServer: PrivateNats;
 
 function natsYaml(addr: string, tls: TlsKeys | undefined, pipeline: { stream: string; subject: string }, record: string): string {
-  return [
-    'version: "3"',
-    `server: { command: ${JSON.stringify([process.execPath, SCRIPTED])}, env: { SCRIPTED_RECORD: ${JSON.stringify(record)} } }`,
-    `nats: { addr: ${JSON.stringify(addr)}${tls ? `, tls: ${JSON.stringify(tls)}` : ''} }`,
-    'http: { address: "127.0.0.1:0" }',
-    'logs: { level: debug }',
-    'jobs:',
-    '  consume: [work]',
-    '  pool: { num_workers: 2, destroy_timeout: 5s, allocate_timeout: 30s }',
-    '  pipelines:',
-    '    work:',
-    '      driver: nats',
-    `      config: { stream: ${pipeline.stream}, subject: ${pipeline.subject}, ack_wait: 5s, prefetch: 10, redial_timeout: 2s }`,
-  ].join('\n');
+  return scriptedNatsYaml({ addr, record, tls, level: 'debug', config: `stream: ${pipeline.stream}, subject: ${pipeline.subject}, ack_wait: 5s, prefetch: 10, redial_timeout: 2s` });
 }
 
 function names(): { stream: string; subject: string } {
