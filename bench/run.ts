@@ -7,7 +7,8 @@
 // jobrunner runs as the built CLI in a child process: RSS and CPU are read from /proc for it alone.
 // Env: BENCH_N (100000), BENCH_QUICK=1 (20000, one run), BENCH_RUNS (3), BENCH_TARGETS and
 // BENCH_CONSUMERS (comma-separated substrings), BENCH_PREFETCH / BENCH_WORKERS / BENCH_CONCURRENCY /
-// BENCH_MULTIPLE_ACK (the tuned rows), BENCH_RSS=1 (the RSS-growth mode instead, bench/rss.ts).
+// BENCH_MULTIPLE_ACK (the tuned rows), BENCH_RSS=1 (the RSS-growth mode instead, bench/rss.ts),
+// BENCH_KEEP_LOGS=1 (keep the daemons' logs; BENCH_NODE_ARGS=--trace-gc writes there too).
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -233,7 +234,8 @@ async function main(): Promise<void> {
     console.log('docs/benchmarks.md updated');
   }
   console.log(`done in ${results.seconds} s`);
-  rmSync(work, { recursive: true, force: true });
+  if (env.BENCH_KEEP_LOGS === '1') console.log(`logs kept in ${work}`);
+  else rmSync(work, { recursive: true, force: true });
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -44,20 +44,34 @@ function names(prefix: string): { stream: string; subject: string } {
   return { stream, subject: `jrd.${prefix}.${id}` };
 }
 
-function yaml(record: string, pipelines: string, consume: string[], extra = ''): string {
-  return [
+interface PipelineSpec {
+  at: { stream: string; subject: string };
+  /** more keys of the pipeline's config, as YAML flow mapping entries */
+  config?: string;
+  retry?: string;
+  deadLetter?: string;
+}
+
+/** the daemon's config: the scripted worker recording into `record`, consuming `work`, these nats pipelines */
+function yaml(record: string, pipelines: Record<string, PipelineSpec>): string {
+  const lines = [
     'version: "3"',
     `server: { command: ${JSON.stringify([process.execPath, SCRIPTED])}, env: { SCRIPTED_RECORD: ${JSON.stringify(record)} } }`,
     `nats: { addr: ${JSON.stringify(url)} }`,
     'http: { address: "127.0.0.1:0" }',
     'logs: { level: info }',
-    extra,
     'jobs:',
-    `  consume: ${JSON.stringify(consume)}`,
+    '  consume: [work]',
     '  pool: { num_workers: 2, destroy_timeout: 5s, allocate_timeout: 30s }',
     '  pipelines:',
-    pipelines,
-  ].join('\n');
+  ];
+  for (const [name, p] of Object.entries(pipelines)) {
+    lines.push(`    ${name}:`, '      driver: nats');
+    if (p.retry !== undefined) lines.push(`      retry: ${p.retry}`);
+    if (p.deadLetter !== undefined) lines.push(`      dead_letter: { pipeline: ${p.deadLetter} }`);
+    lines.push(`      config: { stream: ${p.at.stream}, subject: ${p.at.subject}${p.config !== undefined ? `, ${p.config}` : ''} }`);
+  }
+  return lines.join('\n');
 }
 
 /** publishes RoadRunner envelopes with a JSON payload for the scripted worker; returns the ids */
@@ -87,18 +101,10 @@ describe('daemon on nats', { skip: urls === undefined ? 'NATS_URLS is not set' :
     const dead = names('retrydead');
     const record = join(dir, `${w.stream}.record`);
     const d = await startDaemon(
-      yaml(
-        record,
-        `    work:
-      driver: nats
-      retry: { max_attempts: 3, backoff: { initial: 1500ms, max: 1500ms, jitter: 0 } }
-      dead_letter: { pipeline: dead }
-      config: { stream: ${w.stream}, subject: ${w.subject} }
-    dead:
-      driver: nats
-      config: { stream: ${dead.stream}, subject: ${dead.subject} }`,
-        ['work'],
-      ),
+      yaml(record, {
+        work: { at: w, retry: '{ max_attempts: 3, backoff: { initial: 1500ms, max: 1500ms, jitter: 0 } }', deadLetter: 'dead' },
+        dead: { at: dead },
+      }),
     );
     try {
       await waitFor('ready', () => d.daemon.readiness().ok, 20_000);
@@ -136,18 +142,10 @@ describe('daemon on nats', { skip: urls === undefined ? 'NATS_URLS is not set' :
     const dead = names('dldead');
     const record = join(dir, `${w.stream}.record`);
     const d = await startDaemon(
-      yaml(
-        record,
-        `    work:
-      driver: nats
-      retry: { max_attempts: 2, backoff: { initial: 200ms, jitter: 0 } }
-      dead_letter: { pipeline: dead }
-      config: { stream: ${w.stream}, subject: ${w.subject} }
-    dead:
-      driver: nats
-      config: { stream: ${dead.stream}, subject: ${dead.subject} }`,
-        ['work'],
-      ),
+      yaml(record, {
+        work: { at: w, retry: '{ max_attempts: 2, backoff: { initial: 200ms, jitter: 0 } }', deadLetter: 'dead' },
+        dead: { at: dead },
+      }),
     );
     try {
       await waitFor('ready', () => d.daemon.readiness().ok, 20_000);
@@ -181,16 +179,10 @@ describe('daemon on nats', { skip: urls === undefined ? 'NATS_URLS is not set' :
     const idle = names('idle');
     const record = join(dir, `${w.stream}.record`);
     const d = await startDaemon(
-      yaml(
-        record,
-        `    work:
-      driver: nats
-      config: { stream: ${w.stream}, subject: ${w.subject}, ack_wait: 1s }
-    idle:
-      driver: nats
-      config: { stream: ${idle.stream}, subject: ${idle.subject} }`,
-        ['work'],
-      ),
+      yaml(record, {
+        work: { at: w, config: 'ack_wait: 1s' },
+        idle: { at: idle },
+      }),
     );
     try {
       await waitFor('ready', () => d.daemon.readiness().ok, 20_000);
@@ -213,13 +205,7 @@ describe('daemon on nats', { skip: urls === undefined ? 'NATS_URLS is not set' :
     const file = join(dir, `${w.stream}.yaml`);
     writeFileSync(
       file,
-      yaml(
-        record,
-        `    work:
-      driver: nats
-      config: { stream: ${w.stream}, subject: ${w.subject}, ack_wait: 2s, prefetch: 4 }`,
-        ['work'],
-      ).replace('address: "127.0.0.1:0"', `address: "127.0.0.1:${await freePort()}"`),
+      yaml(record, { work: { at: w, config: 'ack_wait: 2s, prefetch: 4' } }).replace('address: "127.0.0.1:0"', `address: "127.0.0.1:${await freePort()}"`),
     );
     const { jsm } = await admin.conn();
     await jsm.streams.add({ name: w.stream, subjects: [w.subject] });

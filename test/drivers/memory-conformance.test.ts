@@ -7,23 +7,14 @@ import type { PipelineConfig } from '../../src/config/types.js';
 import type { MemoryPipelineOptions } from '../../src/drivers/memory/options.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { runConformance } from './conformance.js';
+import { pipelineConfig } from '../helpers/fake-settle.js';
 
 runConformance('memory', async () => {
   const conn = createMemoryConnection({ logger: silentLogger() });
   return {
     conn,
     pipeline(opts): PipelineConfig<MemoryPipelineOptions> {
-      return {
-        name: opts.name,
-        driver: 'memory',
-        command: ['/bin/true'],
-        env: {},
-        pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner' },
-        consume: true,
-        requeueOnFail: false,
-        redialTimeoutMs: 0,
-        options: { prefetch: opts.prefetch ?? 10, priority: 0 },
-      };
+      return pipelineConfig({ name: opts.name, driver: 'memory', options: { prefetch: opts.prefetch ?? 10, priority: 0 } }) as PipelineConfig<MemoryPipelineOptions>;
     },
     deadLettered: (pipe) => (pipe as MemoryPipeline).deadLetters.map((d) => d.job.id),
     cleanup: async () => undefined,

@@ -1,5 +1,5 @@
 // Fakes for settlement tests: a pipeline config, a broker with chosen capabilities, and a delivery that
-// records which settlement call settle() makes. Used by test/pipelines/*.test.ts.
+// records which settlement call settle() makes. Used by test/pipelines/*.test.ts and the memory conformance run.
 
 import { pino } from 'pino';
 import type { PipelineConfig, RetryConfig } from '../../src/config/types.js';
@@ -9,18 +9,20 @@ import { MEMORY_CAPABILITIES } from '../../src/drivers/memory/capabilities.js';
 export const silent = pino({ level: 'silent' });
 export const RETRY: RetryConfig = { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 4000, multiplier: 2, jitter: 0 } };
 
-export function pipelineConfig(extra: Partial<PipelineConfig> = {}): PipelineConfig {
+/** a pipeline's normalised config as the daemon hands it to a pipeline: `extra` replaces whole keys, `pool` key by key */
+export function pipelineConfig(extra: Partial<Omit<PipelineConfig, 'pool'>> & { pool?: Partial<PipelineConfig['pool']> } = {}): PipelineConfig {
+  const { pool, ...rest } = extra;
   return {
     name: 'p',
     driver: 'fake',
     command: ['/bin/true'],
     env: {},
-    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner' },
     consume: true,
     requeueOnFail: false,
     redialTimeoutMs: 0,
     options: { prefetch: 1, priority: 0 },
-    ...extra,
+    ...rest,
+    pool: { numWorkers: 1, maxConcurrency: 1, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs: 1000, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner', ...pool },
   };
 }
 

@@ -13,21 +13,12 @@ import { Pipeline } from '../../src/pipelines/pipeline.js';
 import type { JobCallbacks, JobOutcome, PoolStats, WorkerJob, WorkerPool } from '../../src/pool/types.js';
 import { deferred } from '../../src/shared/deferred.js';
 import { waitFor } from '../helpers/wait.js';
+import { pipelineConfig } from '../helpers/fake-settle.js';
 
 const silent = pino({ level: 'silent' });
 
 function config(destroyTimeoutMs = 60_000): PipelineConfig {
-  return {
-    name: 'p',
-    driver: 'fake',
-    command: ['/bin/true'],
-    env: {},
-    pool: { numWorkers: 1, maxConcurrency: 4, maxJobs: 0, allocateTimeoutMs: 1000, destroyTimeoutMs, execTtlMs: 0, maxWorkerMemoryMb: 0, protocol: 'jobrunner' },
-    consume: true,
-    requeueOnFail: true,
-    redialTimeoutMs: 0,
-    options: { prefetch: 10, priority: 0 },
-  };
+  return pipelineConfig({ pool: { maxConcurrency: 4, destroyTimeoutMs }, requeueOnFail: true, options: { prefetch: 10, priority: 0 } });
 }
 
 interface FakeBroker extends BrokerPipeline {

@@ -80,8 +80,8 @@ export interface DecodeContext {
   deliveryCount: number;
 }
 
-/** A delivered message's headers as name -> values (names as sent). */
-export type RawHeaders = Map<string, string[]>;
+/** A delivered message's headers as name -> values (names as sent): a Map, or the client's MsgHdrs as they are. */
+export type RawHeaders = Iterable<[string, string[]]>;
 
 /** A consumed message as a Job (plus `invalid` when it cannot be one). */
 export function decodeMessage(data: Uint8Array, raw: RawHeaders, ctx: DecodeContext): Job & { invalid?: string } {
@@ -139,6 +139,9 @@ export function decodeMessage(data: Uint8Array, raw: RawHeaders, ctx: DecodeCont
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const JOB_KEY = Buffer.from('"job"');
+const ID_KEY = Buffer.from('"id"');
+const UNICODE_ESCAPE = Buffer.from('\\u');
 
 interface ParsedEnvelope {
   job: string;
@@ -154,13 +157,17 @@ interface ParsedEnvelope {
  * a third-party JSON object that merely parses is a raw job, never a job with an empty name.
  */
 export function parseEnvelope(data: Uint8Array): ParsedEnvelope | undefined {
-  // cheap pre-check: an envelope starts with '{' (after whitespace)
+  // cheap pre-checks, so that the common raw body is not parsed here as well as where it becomes the
+  // frame's payload: an envelope starts with '{' (after whitespace), and names its keys "job" and "id"
+  // (unless a key is written with \u escapes, which then sends it through the full parse)
   let i = 0;
   while (i < data.length && (data[i] === 0x20 || data[i] === 0x0a || data[i] === 0x0d || data[i] === 0x09)) i++;
   if (data[i] !== 0x7b) return undefined;
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if ((bytes.indexOf(JOB_KEY) === -1 || bytes.indexOf(ID_KEY) === -1) && bytes.indexOf(UNICODE_ESCAPE) === -1) return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+    parsed = JSON.parse(bytes.toString('utf8'));
   } catch {
     return undefined;
   }

@@ -16,9 +16,22 @@ import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import type { LiveNats, NatsLink } from './live.js';
 import { PullLoop } from './pull.js';
 import { SUBJECT_HEADER, decodeMessage, encodeJob, type RawHeaders } from './codec.js';
+import { deferred, type Deferred } from '../../shared/deferred.js';
 import { ensureConsumer, ensureStream, consumerInfo, streamInfo } from './topology.js';
 import { DUE_HEADER, TARGET_HEADER, delayStreamName, delaySubject, ensureDelayStream } from './delay.js';
 import { delayPath, newScheduleSubject, scheduleSubjects, serverSchedules, type DelayPath } from './schedule.js';
+
+const NO_HEADERS: RawHeaders = [];
+
+/**
+ * The acks given in one pass of the event loop, written together: the client writes what is queued on
+ * its socket a microtask after the first command, so acks given one by one as workers' answers come in
+ * went out nearly one write each. `failed` holds the messages whose ack threw (a closed connection).
+ */
+interface AckBatch {
+  msgs: JsMsg[];
+  done: Deferred<Set<JsMsg>>;
+}
 
 type NatsPipelineConfig = PipelineConfig<NatsPipelineOptions>;
 
@@ -36,6 +49,21 @@ export class NatsPipeline implements BrokerPipeline {
   private closed: Promise<void> | undefined;
   /** deliveries that arrived while not consuming */
   private parked: NatsDelivery[] = [];
+  private acks: AckBatch | undefined;
+  private readonly flushAcks = (): void => {
+    const batch = this.acks;
+    this.acks = undefined;
+    if (batch === undefined) return;
+    const failed = new Set<JsMsg>();
+    for (const m of batch.msgs) {
+      try {
+        m.ack();
+      } catch {
+        failed.add(m);
+      }
+    }
+    batch.done.resolve(failed);
+  };
   /** how delayed pushes go on the live connection `on` (another connection may be another server) */
   private delays: { on: LiveNats; path: DelayPath; mover: boolean } | undefined;
   /** the last delay path logged, so a reconnect does not repeat it */
@@ -144,10 +172,8 @@ export class NatsPipeline implements BrokerPipeline {
   }
 
   private deliver(m: JsMsg, generation: number): void {
-    const raw: RawHeaders = new Map();
-    if (m.headers !== undefined) for (const [k, v] of m.headers) raw.set(k, v);
     const info = m.info;
-    const job = decodeMessage(m.data, raw, {
+    const job = decodeMessage(m.data, m.headers ?? NO_HEADERS, {
       pipeline: this.name,
       pipelineJob: this.config.job,
       queue: this.queue,
@@ -163,6 +189,17 @@ export class NatsPipeline implements BrokerPipeline {
     // brought by the fetch that was open when consuming was cancelled: kept (alive) for the next consume
     if (cb === undefined) this.parked.push(d);
     else cb(d);
+  }
+
+  /** @internal acks `m` with the others given in this pass of the event loop; throws when it could not be written */
+  async ack(m: JsMsg): Promise<void> {
+    let batch = this.acks;
+    if (batch === undefined) {
+      batch = this.acks = { msgs: [], done: deferred<Set<JsMsg>>() };
+      setImmediate(this.flushAcks);
+    }
+    batch.msgs.push(m);
+    if ((await batch.done.promise).has(m)) throw new JobrunnerError('E_STALE_DELIVERY', `pipeline ${this.name}: the ack could not be written (the connection is closed); the server redelivers the message after ack_wait`);
   }
 
   /** @internal a delivery is settled (or dropped as stale) */
@@ -312,7 +349,7 @@ export class NatsDelivery extends DeliveryBase {
 
   async ack(): Promise<void> {
     this.settle();
-    this.msg.ack();
+    await this.pipe.ack(this.msg);
     if (this.pipe.deleteAfterAck) await this.pipe.deleteMessage(this.msg.seq);
   }
 
