@@ -278,7 +278,9 @@ export class Pipeline {
     held.state = 'settling';
     const seconds = (performance.now() - held.started) / 1000;
     if (outcome.kind !== 'released') this.metrics.duration.observe(seconds);
-    settle(this.ctx, held.delivery, outcome, held.publishes ?? NO_PUBLISHES).finally(() => this.done(held));
+    // settle() never rejects; then() rather than finally(), which costs two more promises per job
+    const done = (): void => this.done(held);
+    settle(this.ctx, held.delivery, outcome, held.publishes ?? NO_PUBLISHES).then(done, done);
   }
 
   private done(held: Held): void {

@@ -191,15 +191,15 @@ export class NatsPipeline implements BrokerPipeline {
     else cb(d);
   }
 
-  /** @internal acks `m` with the others given in this pass of the event loop; throws when it could not be written */
-  async ack(m: JsMsg): Promise<void> {
+  /** @internal queues an ack of `m` with the others given in this pass of the event loop; resolves with the messages whose ack could not be written */
+  queueAck(m: JsMsg): Promise<Set<JsMsg>> {
     let batch = this.acks;
     if (batch === undefined) {
       batch = this.acks = { msgs: [], done: deferred<Set<JsMsg>>() };
       setImmediate(this.flushAcks);
     }
     batch.msgs.push(m);
-    if ((await batch.done.promise).has(m)) throw new JobrunnerError('E_STALE_DELIVERY', `pipeline ${this.name}: the ack could not be written (the connection is closed); the server redelivers the message after ack_wait`);
+    return batch.done.promise;
   }
 
   /** @internal a delivery is settled (or dropped as stale) */
@@ -349,7 +349,9 @@ export class NatsDelivery extends DeliveryBase {
 
   async ack(): Promise<void> {
     this.settle();
-    await this.pipe.ack(this.msg);
+    if ((await this.pipe.queueAck(this.msg)).has(this.msg)) {
+      throw new JobrunnerError('E_STALE_DELIVERY', `job ${this.id}: the ack could not be written (the connection is closed); the server redelivers the message after ack_wait`);
+    }
     if (this.pipe.deleteAfterAck) await this.pipe.deleteMessage(this.msg.seq);
   }
 
