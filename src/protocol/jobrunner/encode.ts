@@ -39,7 +39,8 @@ function encodeJob(f: JobFrame): string {
     ',"attempt":' +
     String(f.attempt);
   if (f.deadline !== undefined) line += ',"deadline":"' + f.deadline + '"';
-  line += ',"meta":' + JSON.stringify(f.meta);
+  const m = f.meta;
+  line += ',"meta":{"driver":' + JSON.stringify(m.driver) + ',"queue":' + JSON.stringify(m.queue) + ',"message_id":' + JSON.stringify(m.message_id) + ',"redelivered":' + (m.redelivered ? 'true' : 'false') + '}';
   if (f.trace !== undefined) line += ',"trace":' + JSON.stringify(f.trace);
   return line + '}\n';
 }

@@ -11,7 +11,14 @@ export type ParsedLine =
   /** a JSON object that breaks the protocol: a protocol error (id given when the frame named one) */
   | { kind: 'invalid'; error: string; id?: string };
 
+const ACK_HEAD = '{"type":"ack","id":"';
+
 export function parseWorkerLine(line: string): ParsedLine {
+  // the answer to nearly every job, as JSON.stringify({type:'ack', id}) writes it, read without
+  // JSON.parse when the id is JSON string content as it stands (else the full parse below decides)
+  if (line.length > ACK_HEAD.length + 2 && line.startsWith(ACK_HEAD) && line.endsWith('"}') && plainJsonString(line, ACK_HEAD.length, line.length - 2)) {
+    return { kind: 'frame', frame: { type: 'ack', id: line.slice(ACK_HEAD.length, -2) } };
+  }
   // cheap pre-check: an object line starts with `{` (after optional blanks)
   let i = 0;
   while (i < line.length && (line.charCodeAt(i) === 0x20 || line.charCodeAt(i) === 0x09)) i++;
@@ -27,6 +34,15 @@ export function parseWorkerLine(line: string): ParsedLine {
   if (error === undefined) return { kind: 'frame', frame: value as FromWorkerFrame };
   const id = (value as Record<string, unknown>)['id'];
   return typeof id === 'string' && id.length > 0 ? { kind: 'invalid', error, id } : { kind: 'invalid', error };
+}
+
+/** line[from, to) is JSON string content with no escapes: no quote, no backslash, no control character */
+function plainJsonString(line: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = line.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
 }
 
 /** undefined when the object is a valid frame, else what is wrong with it */

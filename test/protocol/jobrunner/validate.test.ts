@@ -120,3 +120,19 @@ test('lines that are not JSON objects are not-json; invalid frames carry their i
   assert.ok(!('id' in noId));
   assert.equal(parseWorkerLine(' \t{"type":"ack","id":"z"}').kind, 'frame');
 });
+
+test('the plain ack line, read without JSON.parse, reads as JSON.parse reads it; anything else takes the full parse', () => {
+  // ids as JSON.stringify writes them: plain, escaped quote and backslash, unicode, an escaped control
+  for (const id of ['j-1', 'a"b', 'a\\b', 'é✓', 'tab\there', '']) {
+    const line = JSON.stringify({ type: 'ack', id });
+    const expected = id === '' ? parseWorkerLine(line) : { kind: 'frame', frame: { type: 'ack', id } };
+    assert.deepEqual(parseWorkerLine(line), expected, line);
+    if (id === '') assert.equal(expected.kind, 'invalid');
+  }
+  // a raw control character is not JSON; a line that only looks like the plain ack is parsed in full
+  assert.equal(parseWorkerLine('{"type":"ack","id":"a\tb"}').kind, 'not-json');
+  assert.equal(parseWorkerLine('{"type":"ack","id":"a"} ').kind, 'frame');
+  assert.deepEqual(parseWorkerLine('{"type":"ack","id":"a","x":"y"}'), { kind: 'frame', frame: { type: 'ack', id: 'a', x: 'y' } });
+  assert.equal(parseWorkerLine('{"type":"ack","id":"a"}}').kind, 'not-json');
+  assert.equal(parseWorkerLine('{"type":"ack","id":"a""}').kind, 'not-json');
+});
