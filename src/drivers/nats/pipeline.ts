@@ -25,8 +25,9 @@ const NO_HEADERS: RawHeaders = [];
 
 /**
  * The acks given in one pass of the event loop, written together: the client writes what is queued on
- * its socket a microtask after the first command, so acks given one by one as workers' answers come in
- * went out nearly one write each. `failed` holds the messages whose ack threw (a closed connection).
+ * its socket a microtask after the first command, so acks given in separate microtasks (as each worker
+ * answer is settled) could go out in separate writes. `done` resolves with the messages whose ack threw
+ * (a closed connection).
  */
 interface AckBatch {
   msgs: JsMsg[];

@@ -170,7 +170,9 @@ export class PullLoop {
         this.requested += batch;
         try {
           // the callback form: each message handed on as it is parsed, not through an async iterator (a
-          // promise and a microtask per message); the fetch ends as the iterator would, at its closed()
+          // promise and a microtask per message); the fetch ends as the iterator would, at its closed().
+          // The client's types offer `callback` on consume() only; fetch() is the same class underneath
+          // (PullConsumerMessagesImpl in @nats-io/jetstream 3.3), and the conformance suite runs on it
           const opts: FetchOptions & ConsumeCallback = { max_messages: batch, expires: this.opts.expiresMs ?? DEFAULT_EXPIRES_MS, callback: (m) => this.take(m, f) };
           const iter = await consumer.fetch(opts);
           f.stop = (err) => iter.stop(err);
