@@ -253,7 +253,7 @@ export class PrivateNats {
  * A daemon config with one consumed nats pipeline `work` (`config`: its options, YAML flow mapping body)
  * run by two scripted workers (test/fixtures/workers/scripted.mjs) that record what they did in `record`.
  */
-export function scriptedNatsYaml(o: { addr: string; record: string; config: string; tls?: unknown; level?: string }): string {
+export function scriptedNatsYaml(o: { addr: string | string[]; record: string; config: string; tls?: unknown; level?: string }): string {
   return [
     'version: "3"',
     `server: { command: ${JSON.stringify([process.execPath, join(FIXTURE_WORKERS, 'scripted.mjs')])}, env: { SCRIPTED_RECORD: ${JSON.stringify(o.record)} } }`,

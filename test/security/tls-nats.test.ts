@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpJson, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { readRecord, within } from '../helpers/faults.js';
+import { freePort, readRecord, within } from '../helpers/faults.js';
 import { NATS_SERVER, NatsAdmin, PrivateNats, scriptedNatsYaml, type NatsClientTls } from '../helpers/nats.js';
 import { makeCerts, type Certs } from '../helpers/tls-certs.js';
 import { docTlsExamples, expectTlsFailure, localTls, type TlsKeys } from '../helpers/tls-checks.js';
@@ -29,7 +29,7 @@ let plain: PrivateNats;
 let tlsServer: PrivateNats;
 let mtlsServer: PrivateNats;
 
-function natsYaml(addr: string, tls: TlsKeys | undefined, pipeline: { stream: string; subject: string }, record: string): string {
+function natsYaml(addr: string | string[], tls: TlsKeys | undefined, pipeline: { stream: string; subject: string }, record: string): string {
   return scriptedNatsYaml({ addr, record, tls, level: 'debug', config: `stream: ${pipeline.stream}, subject: ${pipeline.subject}, ack_wait: 5s, prefetch: 10, redial_timeout: 2s` });
 }
 
@@ -156,6 +156,17 @@ describe('nats over TLS against private nats-servers', { skip: missing, concurre
 
   test('a missing client certificate is named, in /pipelines and /health, and retried', T, async () => {
     await expectTlsFailure(natsYaml(mtlsServer.url, { root_ca: certs.ca }, names(), join(dir, 'unused')), /TLS: the broker requires a client certificate \(set tls\.cert and tls\.key\)/);
+  });
+
+  test('with several servers in addr, the one that refuses a missing client certificate is named, whichever failed last', T, async () => {
+    // the client reports one error for all the servers it tried: a refused connection (the closed port)
+    // or a timeout (the refused certificate); probing each URL finds the cause, and where
+    const closed = `nats://127.0.0.1:${await freePort()}`;
+    const port = new URL(mtlsServer.url).port;
+    await expectTlsFailure(
+      natsYaml([closed, mtlsServer.url], { root_ca: certs.ca }, names(), join(dir, 'unused')),
+      new RegExp(`TLS: the broker requires a client certificate \\(set tls\\.cert and tls\\.key\\).* \\(at nats://127\\.0\\.0\\.1:${port}\\)`),
+    );
   });
 
   test('a tls file that cannot be read is named (the key and the path), in /pipelines and /health, and retried', T, async () => {

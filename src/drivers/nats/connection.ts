@@ -286,16 +286,30 @@ async function natsTls(config: NatsConnectionConfig): Promise<TlsOptions | undef
 }
 
 /**
- * A TLS failure named, a server without TLS named, else the client's message. A connect over TLS that
- * timed out is probed (./tls-probe.ts, on the first URL): a refused client certificate ends the
- * handshake only after the client's side of it, and the client reports just "timeout".
+ * A TLS failure named, a server without TLS named, else the client's message. A first connect over TLS
+ * that failed is probed (./tls-probe.ts), on each URL of `addr` in turn until one names a TLS error: a
+ * refused client certificate ends the handshake only after the client's side of it, so the client
+ * reports just "timeout", and with several URLs the error it reports may come from another server
+ * (a refused connection) than the one that refused the certificate.
  */
 async function connectReason(err: unknown, config: NatsConnectionConfig, tls: TlsOptions | undefined): Promise<string> {
-  const { host, port } = hostPort(config.urls[0] ?? '');
+  let { host } = hostPort(config.urls[0] ?? '');
   let cause = err;
-  if (tls !== undefined && (err as { name?: unknown } | null)?.name === 'TimeoutError') cause = (await probeTls(host, port, tls as NodeTlsOptions)) ?? err;
+  let probedUrl: string | undefined;
+  const probeable = tls !== undefined && (config.urls.length > 1 || (err as { name?: unknown } | null)?.name === 'TimeoutError');
+  for (const url of probeable ? config.urls : []) {
+    const at = hostPort(url);
+    const probed = await probeTls(at.host, at.port, tls as NodeTlsOptions);
+    if (probed !== undefined) {
+      cause = probed;
+      host = at.host;
+      probedUrl = url;
+      break;
+    }
+  }
   const named = tlsFailure(cause, host, { clientCert: config.tls?.cert !== undefined });
-  if (named !== undefined) return named;
+  // with several servers, say which one
+  if (named !== undefined) return probedUrl !== undefined && config.urls.length > 1 ? `${named} (at ${redactUrl(probedUrl)})` : named;
   const msg = errorMessage(err);
   if (/does not support 'tls'/.test(msg)) return 'TLS: the server does not offer TLS (a tls:// URL or nats.tls settings for a server without TLS?)';
   return msg;
