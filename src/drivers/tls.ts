@@ -65,9 +65,17 @@ export function warnInsecure(logger: Logger, section: string, tls: { insecureSki
   logger.warn(`${section}.tls.insecure_skip_verify is true: the broker's certificate is not verified, anyone on the path can read and change the traffic (for tests only)`);
 }
 
+/** A `tls` section as Node's TLS options take it: the files' contents, and whether to verify the broker. */
+export interface TlsClientOptions {
+  ca?: Buffer[];
+  cert?: Buffer;
+  key?: Buffer;
+  rejectUnauthorized: boolean;
+}
+
 /** Node's TLS options from a `tls` section: the files read (a missing one is E_BROKER_CONNECT naming the key), rejectUnauthorized. */
-export async function tlsClientOptions(tls: TlsConfig | undefined, section: string): Promise<{ ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }> {
-  const out: { ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } = { rejectUnauthorized: !(tls?.insecureSkipVerify ?? false) };
+export async function tlsClientOptions(tls: TlsConfig | undefined, section: string): Promise<TlsClientOptions> {
+  const out: TlsClientOptions = { rejectUnauthorized: !(tls?.insecureSkipVerify ?? false) };
   const read = async (key: string, path: string): Promise<Buffer> => {
     try {
       return await readFile(path);

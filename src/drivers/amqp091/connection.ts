@@ -15,7 +15,7 @@ import { JobrunnerError, errorMessage, redactUrl } from '../../shared/errors.js'
 import type { BrokerPipeline, ConnectionStatus, DriverConnection } from '../driver.js';
 import { Amqp091Pipeline } from './pipeline.js';
 import { Session, type SessionHost } from './session.js';
-import { tlsClientOptions, tlsFailure, tlsServername, warnInsecure } from '../tls.js';
+import { tlsClientOptions, tlsFailure, tlsServername, warnInsecure, type TlsClientOptions } from '../tls.js';
 
 /** RoadRunner's (amqp091-go's) default heartbeat, used when the URL sets none. */
 const DEFAULT_HEARTBEAT_S = 10;
@@ -52,7 +52,7 @@ export class Amqp091Connection extends EventEmitter implements DriverConnection,
   private readonly pipelines = new Set<Amqp091Pipeline>();
   private connectedWaiters = new Set<() => void>();
   private st: ConnectionStatus = { connected: false, since: Date.now(), reconnects: 0 };
-  private tlsOptions: Awaited<ReturnType<typeof tlsClientOptions>> | undefined;
+  private tlsOptions: TlsClientOptions | undefined;
 
   constructor(options: Amqp091ConnectionOptions) {
     super();

@@ -18,11 +18,11 @@ import { detectBroker, type BrokerInfo } from './broker.js';
 import { ManagementLink, describeAmqpError } from './management.js';
 import type { ConnectionHost, LiveConnection } from './live.js';
 import { Amqp1Pipeline } from './pipeline.js';
-import { tlsClientOptions, tlsFailure, tlsServername, warnInsecure } from '../tls.js';
+import { tlsClientOptions, tlsFailure, tlsServername, warnInsecure, type TlsClientOptions } from '../tls.js';
+import { CREDIT_OVERRUN, connectionLeftovers, openRheaGate, remoteOpenProperties } from './rhea-gate.js';
 
 /** the tls section's files as Node's TLS options take them */
-type TlsFiles = { ca?: Buffer[]; cert?: Buffer; key?: Buffer };
-import { CREDIT_OVERRUN, connectionLeftovers, openRheaGate, remoteOpenProperties } from './rhea-gate.js';
+type TlsFiles = Pick<TlsClientOptions, 'ca' | 'cert' | 'key'>;
 
 export interface Amqp1ConnectionOptions {
   config: Amqp1ConnectionConfig;

@@ -174,13 +174,17 @@ function applyOutcome(rd: RheaDelivery, outcome: Outcome): void {
   }
 }
 
+// the two states without fields, built once: unsettledState() runs once per settled message on 3.x
+let accepted: unknown;
+let released: unknown;
+
 /** The delivery state of `outcome`, for a disposition sent unsettled. */
 function unsettledState(outcome: Outcome): unknown {
   switch (outcome.kind) {
     case 'accepted':
-      return outcomeState('accepted');
+      return (accepted ??= outcomeState('accepted'));
     case 'released':
-      return outcomeState('released');
+      return (released ??= outcomeState('released'));
     case 'modified': {
       const params: Record<string, unknown> = { delivery_failed: outcome.deliveryFailed, undeliverable_here: outcome.undeliverableHere };
       if (outcome.annotations !== undefined) params['message_annotations'] = outcome.annotations;
