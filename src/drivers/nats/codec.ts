@@ -80,6 +80,40 @@ export interface DecodeContext {
   deliveryCount: number;
 }
 
+/** What a delivered message's reply subject says of it. */
+export interface AckSubjectInfo {
+  stream: string;
+  /** JetStream's count of deliveries of this message, 1 for the first */
+  deliveryCount: number;
+  streamSeq: number;
+}
+
+/**
+ * The stream, delivery count and stream sequence from a JetStream reply subject, without splitting it
+ * into strings (this runs once per message): `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`
+ * (9 tokens) or, from servers with domains, `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...`
+ * (11 or more). The same reading as the client's own `JsMsg.info`. Undefined for any other subject.
+ */
+export function parseAckSubject(reply: string): AckSubjectInfo | undefined {
+  if (!reply.startsWith('$JS.ACK.')) return undefined;
+  // the positions of the first 8 dots after "$JS.ACK", and how many there are in all
+  const dots: number[] = [3];
+  let count = 1;
+  for (let i = reply.indexOf('.', 4); i !== -1; i = reply.indexOf('.', i + 1)) {
+    count += 1;
+    if (dots.length < 9) dots.push(i);
+  }
+  const tokens = count + 1;
+  // token k runs from dots[k - 1] + 1 to dots[k] (k >= 1); the stream is token 2 or 4
+  const first = tokens === 9 ? 2 : tokens >= 11 ? 4 : -1;
+  if (first === -1) return undefined;
+  const token = (k: number): string => reply.slice((dots[k - 1] as number) + 1, dots[k]);
+  const deliveryCount = Number(token(first + 2));
+  const streamSeq = Number(token(first + 3));
+  if (!Number.isSafeInteger(deliveryCount) || !Number.isSafeInteger(streamSeq)) return undefined;
+  return { stream: token(first), deliveryCount, streamSeq };
+}
+
 /** A delivered message's headers as name -> values (names as sent): a Map, or the client's MsgHdrs as they are. */
 export type RawHeaders = Iterable<[string, string[]]>;
 

@@ -15,7 +15,7 @@ import type { Logger } from '../../observability/logger.js';
 import { JobrunnerError, errorMessage } from '../../shared/errors.js';
 import type { LiveNats, NatsLink } from './live.js';
 import { PullLoop } from './pull.js';
-import { SUBJECT_HEADER, decodeMessage, encodeJob, type RawHeaders } from './codec.js';
+import { SUBJECT_HEADER, decodeMessage, encodeJob, parseAckSubject, type RawHeaders } from './codec.js';
 import { deferred, type Deferred } from '../../shared/deferred.js';
 import { ensureConsumer, ensureStream, consumerInfo, streamInfo } from './topology.js';
 import { DUE_HEADER, TARGET_HEADER, delayStreamName, delaySubject, ensureDelayStream } from './delay.js';
@@ -173,18 +173,21 @@ export class NatsPipeline implements BrokerPipeline {
   }
 
   private deliver(m: JsMsg, generation: number): void {
-    const info = m.info;
+    // read from the reply subject here, where the client's m.info splits it into a dozen strings per
+    // message; its JsMsg has the subject as `reply` without declaring it, hence the check and the fallback
+    const reply = (m as { reply?: unknown }).reply;
+    const info = (typeof reply === 'string' ? parseAckSubject(reply) : undefined) ?? { stream: m.info.stream, deliveryCount: m.info.deliveryCount, streamSeq: m.info.streamSequence };
     const job = decodeMessage(m.data, m.headers ?? NO_HEADERS, {
       pipeline: this.name,
       pipelineJob: this.config.job,
       queue: this.queue,
       stream: info.stream,
-      streamSeq: info.streamSequence,
+      streamSeq: info.streamSeq,
       deliveryCount: info.deliveryCount,
     });
     // as RoadRunner's nats driver does: the subject the message came on, for the worker
     job.headers[SUBJECT_HEADER] = [m.subject];
-    const d = new NatsDelivery(job, m, this, generation, this.loop);
+    const d = new NatsDelivery(job, m, info.streamSeq, this, generation, this.loop);
     this.held.add(d);
     const cb = this.onDelivery;
     // brought by the fetch that was open when consuming was cancelled: kept (alive) for the next consume
@@ -323,6 +326,7 @@ export class NatsDelivery extends DeliveryBase {
   constructor(
     job: ConstructorParameters<typeof DeliveryBase>[0],
     private readonly msg: JsMsg,
+    private readonly streamSeq: number,
     private readonly pipe: NatsPipeline,
     private readonly generation: number,
     private loop: PullLoop | undefined,
@@ -353,7 +357,7 @@ export class NatsDelivery extends DeliveryBase {
     if ((await this.pipe.queueAck(this.msg)).has(this.msg)) {
       throw new JobrunnerError('E_STALE_DELIVERY', `job ${this.id}: the ack could not be written (the connection is closed); the server redelivers the message after ack_wait`);
     }
-    if (this.pipe.deleteAfterAck) await this.pipe.deleteMessage(this.msg.seq);
+    if (this.pipe.deleteAfterAck) await this.pipe.deleteMessage(this.streamSeq);
   }
 
   async reject(requeue: boolean, _reason?: string): Promise<void> {
