@@ -96,7 +96,7 @@ export interface AckSubjectInfo {
  */
 export function parseAckSubject(reply: string): AckSubjectInfo | undefined {
   if (!reply.startsWith('$JS.ACK.')) return undefined;
-  // the positions of the first 8 dots after "$JS.ACK", and how many there are in all
+  // where the first 9 dots are (the first one ends "$JS"), and how many there are in all
   const dots: number[] = [3];
   let count = 1;
   for (let i = reply.indexOf('.', 4); i !== -1; i = reply.indexOf('.', i + 1)) {
