@@ -64,7 +64,7 @@ test('the reply subject gives the stream, delivery count and stream sequence as 
     const theirs = clientParseInfo(s);
     assert.deepEqual(mine, { stream: theirs.stream, deliveryCount: theirs.deliveryCount, streamSeq: theirs.streamSequence }, s);
   }
-  for (const s of ['', '_INBOX.abc.1', '$JS.ACK.S.c.1.2', '$JS.ACK.S.c.x.2.3.4.5', '$JS.API.CONSUMER.INFO.S.c.1.2.3']) {
+  for (const s of ['', '_INBOX.abc.1', '$JS.ACK.S.c.1.2', '$JS.ACK.S.c.x.2.3.4.5', '$JS.ACK.S.c..2.3.4.5', '$JS.ACK.S.c.1.9007199254740993.3.4.5', '$JS.API.CONSUMER.INFO.S.c.1.2.3']) {
     assert.equal(parseAckSubject(s), undefined, s);
   }
 });

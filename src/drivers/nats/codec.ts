@@ -88,30 +88,43 @@ export interface AckSubjectInfo {
   streamSeq: number;
 }
 
+const ACK_PREFIX = '$JS.ACK.';
+
 /**
- * The stream, delivery count and stream sequence from a JetStream reply subject, without splitting it
- * into strings (this runs once per message): `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`
- * (9 tokens) or, from servers with domains, `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...`
- * (11 or more). The same reading as the client's own `JsMsg.info`. Undefined for any other subject.
+ * The stream, delivery count and stream sequence from a JetStream reply subject, read in place (this runs
+ * once per message; the client's `JsMsg.info` splits the subject into a dozen strings):
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (9 tokens) or, from servers with
+ * domains, `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...` (11 or more). The
+ * same reading as the client's. Undefined for any other subject.
  */
 export function parseAckSubject(reply: string): AckSubjectInfo | undefined {
-  if (!reply.startsWith('$JS.ACK.')) return undefined;
-  // where the first 9 dots are (the first one ends "$JS"), and how many there are in all
-  const dots: number[] = [3];
-  let count = 1;
-  for (let i = reply.indexOf('.', 4); i !== -1; i = reply.indexOf('.', i + 1)) {
-    count += 1;
-    if (dots.length < 9) dots.push(i);
+  if (!reply.startsWith(ACK_PREFIX)) return undefined;
+  let dots = 0;
+  for (let i = reply.indexOf('.'); i !== -1; i = reply.indexOf('.', i + 1)) dots += 1;
+  // the token the stream is: 2 of 9, or 4 of 11 and more
+  const streamToken = dots === 8 ? 2 : dots >= 10 ? 4 : -1;
+  if (streamToken === -1) return undefined;
+  let streamStart = 0;
+  for (let k = 0; k < streamToken; k++) streamStart = reply.indexOf('.', streamStart) + 1;
+  const streamEnd = reply.indexOf('.', streamStart);
+  const consumerEnd = reply.indexOf('.', streamEnd + 1);
+  const deliveredEnd = reply.indexOf('.', consumerEnd + 1);
+  const deliveryCount = digitsAt(reply, consumerEnd + 1, deliveredEnd);
+  const streamSeq = digitsAt(reply, deliveredEnd + 1, reply.indexOf('.', deliveredEnd + 1));
+  if (deliveryCount === undefined || streamSeq === undefined) return undefined;
+  return { stream: reply.slice(streamStart, streamEnd), deliveryCount, streamSeq };
+}
+
+/** the decimal number s[from, to) (digits only, at least one), if it is a safe integer */
+function digitsAt(s: string, from: number, to: number): number | undefined {
+  if (to <= from) return undefined;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
   }
-  const tokens = count + 1;
-  // token k runs from dots[k - 1] + 1 to dots[k] (k >= 1); the stream is token 2 or 4
-  const first = tokens === 9 ? 2 : tokens >= 11 ? 4 : -1;
-  if (first === -1) return undefined;
-  const token = (k: number): string => reply.slice((dots[k - 1] as number) + 1, dots[k]);
-  const deliveryCount = Number(token(first + 2));
-  const streamSeq = Number(token(first + 3));
-  if (!Number.isSafeInteger(deliveryCount) || !Number.isSafeInteger(streamSeq)) return undefined;
-  return { stream: token(first), deliveryCount, streamSeq };
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** A delivered message's headers as name -> values (names as sent): a Map, or the client's MsgHdrs as they are. */
