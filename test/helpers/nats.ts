@@ -6,7 +6,6 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -17,6 +16,7 @@ import type { NatsPipelineOptions } from '../../src/drivers/nats/options.js';
 import { delayStreamName } from '../../src/drivers/nats/delay.js';
 import { serverSchedules } from '../../src/drivers/nats/schedule.js';
 import { FIXTURE_WORKERS } from './daemon.js';
+import { freePort } from './faults.js';
 
 export const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
 
@@ -154,19 +154,6 @@ export class NatsAdmin {
     await this.nc?.close().catch(() => undefined);
     this.nc = undefined;
   }
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** a TLS listener for a private nats-server: PEM files (test/helpers/tls-certs.ts) */

@@ -67,6 +67,9 @@ export interface RabbitNodeOptions {
 }
 
 const live = new Set<RabbitNode>();
+
+/** what a node's startup log says when one of its ports was taken meanwhile */
+const PORT_TAKEN = /dist_port_already_used|eaddrinuse/i;
 let exitHook = false;
 function killAllOnExit(): void {
   if (exitHook) return;
@@ -142,22 +145,29 @@ export class RabbitNode {
     this.cookie = options.cluster?.cookie ?? randomBytes(16).toString('hex').toUpperCase();
   }
 
-  /** Starts a node and waits until it is fully booted. */
+  /**
+   * Starts a node and waits until it is fully booted. Its ports are free when chosen, but another test's
+   * connection can take one (they come from the same ephemeral range) before the node binds it seconds
+   * later: a node that fails on a port in use starts again on new ports (new name and folder), up to 3 times.
+   */
   static async start(options: RabbitNodeOptions): Promise<RabbitNode> {
     const why = privateNodeUnavailable(options.version);
     if (why) throw new Error(why);
     killAllOnExit();
-    const n = new RabbitNode(options);
-    live.add(n);
-    try {
-      await n.prepare();
-      await n.boot();
-      if (options.cluster?.join) await n.joinCluster(options.cluster.join);
-      return n;
-    } catch (err) {
-      const log = n.startupLog();
-      await n.remove();
-      throw new Error(`private RabbitMQ ${options.version} node ${n.name} did not start: ${(err as Error).message}\n${log}`);
+    for (let attempt = 1; ; attempt++) {
+      const n = new RabbitNode(options);
+      live.add(n);
+      try {
+        await n.prepare();
+        await n.boot();
+        if (options.cluster?.join) await n.joinCluster(options.cluster.join);
+        return n;
+      } catch (err) {
+        const log = n.startupLog();
+        await n.remove();
+        if (attempt < 3 && PORT_TAKEN.test(log)) continue;
+        throw new Error(`private RabbitMQ ${options.version} node ${n.name} did not start: ${(err as Error).message}\n${log}`);
+      }
     }
   }
 
